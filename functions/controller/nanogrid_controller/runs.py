@@ -1,0 +1,108 @@
+"""Start runs and read them back: the logic behind POST /run and GET /runs/{requestId}."""
+
+from __future__ import annotations
+
+import uuid
+
+import redis
+from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
+from nanogrid_protocol import JobMessage, RunRequest, RunResult, RunState, RunStatus, keys, limits, now_ms
+
+from nanogrid_controller.errors import DependencyUnavailable, RunNotFound
+from nanogrid_controller.registry import FunctionRegistry
+from nanogrid_controller.settings import ControllerSettings
+from nanogrid_controller.waiter import ResultWaiter
+
+logger = Logger(child=True)
+
+
+class RunService:
+    def __init__(self, settings: ControllerSettings, redis_client: redis.Redis, sqs_client, registry: FunctionRegistry):
+        self._settings = settings
+        self._redis = redis_client
+        self._sqs = sqs_client
+        self._registry = registry
+
+    def start(self, request: RunRequest, remaining_ms: int, wait: bool = True) -> RunResult | RunState:
+        """Queue a run and wait for its result. Return the result, or the run's state when the
+        wait ends first; the run goes on either way."""
+        function = self._registry.get(request.function_id)
+        request_id = str(uuid.uuid4())
+        logger.thread_safe_append_keys(requestId=request_id, functionId=function.function_id)
+
+        job = JobMessage(
+            request_id=request_id,
+            function=function,
+            input_data=request.input_data,
+            enqueued_at_ms=now_ms(),
+        )
+        wait_ms = self.wait_budget_ms(request, function.timeout_ms, remaining_ms)
+
+        if not wait:
+            self._store_queued(job)
+            self._send(job)
+            return self._state(request_id, function.function_id)
+
+        with ResultWaiter(self._redis, request_id) as waiter:
+            self._store_queued(job)
+            self._send(job)
+            result = waiter.wait(wait_ms)
+
+        if result is not None:
+            logger.info("run finished", extra={"status": result.status.value, "durationMillis": result.duration_millis})
+            return result
+        state = self._state(request_id, function.function_id)
+        logger.info("wait ended before the run finished", extra={"waitMs": wait_ms, "status": state.status.value})
+        return state
+
+    def wait_budget_ms(self, request: RunRequest, function_timeout_ms: int, remaining_ms: int) -> int:
+        """The smallest of the caller's timeoutMs, the function's timeout plus a margin, and the
+        Lambda's remaining time minus a safety margin; never below zero."""
+        budget = min(
+            function_timeout_ms + self._settings.result_margin_ms,
+            remaining_ms - self._settings.lambda_safety_ms,
+        )
+        if request.timeout_ms is not None:
+            budget = min(budget, request.timeout_ms)
+        return max(0, budget)
+
+    def get(self, request_id: str) -> RunResult | RunState:
+        try:
+            raw_result, raw_state = self._redis.mget(keys.run_result_key(request_id), keys.run_state_key(request_id))
+        except redis.RedisError as exc:
+            raise DependencyUnavailable("Redis", str(exc)) from exc
+        if raw_result:
+            return RunResult.model_validate_json(raw_result)
+        if raw_state:
+            return RunState.model_validate_json(raw_state)
+        raise RunNotFound(request_id)
+
+    def _store_queued(self, job: JobMessage) -> None:
+        state = RunState(
+            request_id=job.request_id,
+            function_id=job.function.function_id,
+            status=RunStatus.QUEUED,
+            updated_at_ms=job.enqueued_at_ms,
+        )
+        try:
+            # NX: never move a run that a worker already marked RUNNING back to QUEUED.
+            self._redis.set(keys.run_state_key(job.request_id), state.to_json(), ex=limits.RESULT_TTL_S, nx=True)
+        except redis.RedisError as exc:
+            raise DependencyUnavailable("Redis", str(exc)) from exc
+
+    def _send(self, job: JobMessage) -> None:
+        try:
+            response = self._sqs.send_message(QueueUrl=self._settings.queue_url, MessageBody=job.to_json())
+        except (BotoCoreError, ClientError) as exc:
+            raise DependencyUnavailable("SQS", str(exc)) from exc
+        logger.info("job queued", extra={"messageId": response.get("MessageId")})
+
+    def _state(self, request_id: str, function_id: str) -> RunState:
+        try:
+            raw = self._redis.get(keys.run_state_key(request_id))
+        except redis.RedisError:
+            raw = None
+        if raw:
+            return RunState.model_validate_json(raw)
+        return RunState(request_id=request_id, function_id=function_id, status=RunStatus.QUEUED, updated_at_ms=now_ms())

@@ -1,0 +1,1 @@
+"""NanoGrid Plus command line, HTTP client and local stack."""

@@ -1,0 +1,38 @@
+"""Redis key and pub/sub channel names. Both sides build every name here, so they cannot drift."""
+
+PREFIX = "nanogrid"
+
+
+def run_state_key(request_id: str) -> str:
+    """Key of a run's RunState JSON, written when it is queued and when a worker starts it."""
+    return f"{PREFIX}:run:{request_id}:state"
+
+
+def run_result_key(request_id: str) -> str:
+    """Key of a run's RunResult JSON, written once, before the notice is published."""
+    return f"{PREFIX}:run:{request_id}:result"
+
+
+def run_channel(request_id: str) -> str:
+    """Channel on which the worker publishes a ResultNotice after storing the result."""
+    return f"{PREFIX}:run:{request_id}:done"
+
+
+# S3 object keys in the code bucket. A code archive is stored once per sha256 and never
+# overwritten, so a worker may cache it by that hash forever.
+
+
+def code_object_key(code_sha256: str) -> str:
+    return f"code/sha256/{code_sha256}.zip"
+
+
+def function_version_key(function_id: str, version_id: str) -> str:
+    return f"functions/{function_id}/versions/{version_id}.json"
+
+
+def function_latest_key(function_id: str) -> str:
+    """Key of the FunctionVersion that POST /run uses, replaced by every upload."""
+    return f"functions/{function_id}/latest.json"
+
+
+FUNCTIONS_PREFIX = "functions/"

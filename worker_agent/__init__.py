@@ -1,0 +1,1 @@
+"""Worker agent: runs queued functions in Docker containers."""

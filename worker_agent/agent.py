@@ -1,0 +1,300 @@
+"""The worker's main loop: poll SQS, run each job in a sandbox, hand the result to Redis, delete.
+
+A message is deleted only after its result is stored and published. If the worker dies first,
+SQS delivers the message again after its visibility timeout, so no run is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+
+import docker
+from botocore.exceptions import BotoCoreError, ClientError
+from nanogrid_protocol import JobMessage, RunResult, RunStatus, now_ms
+from pydantic import ValidationError
+
+from worker_agent import logs
+from worker_agent.errors import ResultStoreError, WorkerError
+from worker_agent.results import ResultStore
+from worker_agent.runner import FunctionRunner
+from worker_agent.sandbox import LABEL_MANAGED, LABEL_WORKER_ID
+from worker_agent.settings import WorkerSettings
+
+logger = logging.getLogger(__name__)
+
+# A job that failed on retryable platform faults this many times gets a final ERROR result.
+MAX_RECEIVES = 5
+# Backoff between tries to hand a result to Redis while the message stays in SQS.
+STORE_RETRY_DELAYS_S = (0.2, 0.5, 1, 2, 5)
+# Seconds to pause polling after SQS itself fails, so an outage does not spin the loop.
+POLL_ERROR_PAUSE_S = 2
+
+
+class Agent:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        sqs_client,
+        results: ResultStore,
+        runner: FunctionRunner,
+        docker_client: docker.DockerClient,
+    ):
+        self._settings = settings
+        self._sqs = sqs_client
+        self._results = results
+        self._runner = runner
+        self._docker = docker_client
+        self._pool = ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="run")
+        self._slots = threading.BoundedSemaphore(settings.concurrency)
+        self._stopping = threading.Event()
+        self._in_flight: set[Future] = set()
+
+    def run_forever(self) -> None:
+        logger.info("worker started", extra={"queueUrl": self._settings.queue_url, "concurrency": self._settings.concurrency})
+        self.remove_orphan_containers()
+
+        while not self._stopping.is_set():
+            free_slots = self._acquire_slots()
+            messages = self._poll(free_slots)
+            self._dispatch(messages, free_slots)
+
+        self._finish_in_flight()
+        logger.info("worker stopped")
+
+    def stop(self) -> None:
+        """Stop taking messages; runs in flight finish. Safe to call from a signal handler."""
+        self._stopping.set()
+
+    # -- polling ---------------------------------------------------------------------------
+
+    def _acquire_slots(self) -> int:
+        """Block until at least one run slot is free, then take every free slot (at most 10,
+        the most SQS returns in one receive)."""
+        while not self._slots.acquire(timeout=0.5):
+            if self._stopping.is_set():
+                return 0
+        taken = 1
+        while taken < 10 and self._slots.acquire(blocking=False):
+            taken += 1
+        return taken
+
+    def _poll(self, max_messages: int) -> list[dict]:
+        if max_messages == 0 or self._stopping.is_set():
+            return []
+        try:
+            response = self._sqs.receive_message(
+                QueueUrl=self._settings.queue_url,
+                MaxNumberOfMessages=max_messages,
+                WaitTimeSeconds=self._settings.poll_wait_s,
+                VisibilityTimeout=self._settings.visibility_timeout_s,
+                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            )
+        except (BotoCoreError, ClientError) as exc:
+            logger.warning("SQS receive failed; retrying", extra={"error": str(exc)})
+            self._stopping.wait(POLL_ERROR_PAUSE_S)
+            return []
+        return response.get("Messages", [])
+
+    def _dispatch(self, messages: list[dict], slots_taken: int) -> None:
+        for message in messages:
+            if self._stopping.is_set():
+                self._release_message(message)
+                self._slots.release()
+                continue
+            future = self._pool.submit(self._handle_message, message)
+            self._in_flight.add(future)
+            future.add_done_callback(self._in_flight.discard)
+        for _ in range(slots_taken - len(messages)):
+            self._slots.release()
+
+    # -- one message -----------------------------------------------------------------------
+
+    def _handle_message(self, message: dict) -> None:
+        try:
+            job = self._parse(message)
+            if job is None:
+                return
+            with logs.run_context(requestId=job.request_id, functionId=job.function.function_id):
+                self._run_job(job, message)
+        except Exception:
+            logger.exception("unexpected failure while handling a message; it stays in the queue")
+        finally:
+            self._slots.release()
+
+    def _parse(self, message: dict) -> JobMessage | None:
+        try:
+            return JobMessage.model_validate_json(message["Body"])
+        except ValidationError as exc:
+            self._reject_poison(message, exc)
+            return None
+
+    def _run_job(self, job: JobMessage, message: dict) -> None:
+        received_at_ms = now_ms()
+        logger.info("job received", extra={"queuedMs": received_at_ms - job.enqueued_at_ms})
+
+        if self._republish_stored(job, message):
+            return
+
+        heartbeat = VisibilityHeartbeat(self._sqs, self._settings, message["ReceiptHandle"])
+        heartbeat.start()
+        try:
+            result = self._execute(job, message)
+            if result is None:
+                return
+            if not self._deliver(result):
+                return
+        finally:
+            heartbeat.stop()
+        self._delete(message)
+        logger.info(
+            "job done",
+            extra={"status": result.status.value, "durationMillis": result.duration_millis, "totalMs": now_ms() - received_at_ms},
+        )
+
+    def _republish_stored(self, job: JobMessage, message: dict) -> bool:
+        """Handle a redelivered message whose run already finished: publish the stored result
+        again and delete the message, without running the function a second time."""
+        try:
+            stored = self._results.stored_result(job.request_id)
+        except ResultStoreError as exc:
+            logger.warning("cannot check for a stored result; leaving the message for a later try", extra={"error": str(exc)})
+            return True
+        if stored is None:
+            return False
+        logger.info("result already stored; publishing it again instead of running the job twice")
+        if self._deliver(stored):
+            self._delete(message)
+        return True
+
+    def _execute(self, job: JobMessage, message: dict) -> RunResult | None:
+        """Run the job, or return None to leave the message for a later try."""
+        self._results.mark_running(job.request_id, job.function.function_id, self._settings.worker_id)
+        try:
+            return self._runner.run(job)
+        except WorkerError as exc:
+            receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+            if receives < MAX_RECEIVES:
+                logger.warning("retryable platform fault; the message will be delivered again", extra={"error": str(exc), "receiveCount": receives})
+                return None
+            logger.error("platform fault on every try; giving up", extra={"error": str(exc), "receiveCount": receives})
+            return RunResult(
+                request_id=job.request_id,
+                function_id=job.function.function_id,
+                status=RunStatus.ERROR,
+                error_message=f"the platform failed {receives} times to run this job; last error: {exc}",
+                worker_id=self._settings.worker_id,
+            )
+
+    def _deliver(self, result: RunResult) -> bool:
+        """Store and publish the result, retrying with backoff. On failure the message stays
+        undeleted, so it is delivered again and the run's outcome is not lost."""
+        for attempt, delay_s in enumerate((0, *STORE_RETRY_DELAYS_S), start=1):
+            if delay_s:
+                time.sleep(delay_s)
+            try:
+                self._results.store_and_publish(result)
+                return True
+            except ResultStoreError as exc:
+                logger.warning("cannot hand the result to Redis", extra={"error": str(exc), "attempt": attempt})
+        logger.error("result not stored; leaving the message in the queue for another try")
+        return False
+
+    def _delete(self, message: dict) -> None:
+        try:
+            self._sqs.delete_message(QueueUrl=self._settings.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        except (BotoCoreError, ClientError) as exc:
+            # The result is already stored, so a redelivered copy finds it and runs nothing.
+            logger.warning("cannot delete the SQS message", extra={"error": str(exc)})
+
+    def _release_message(self, message: dict) -> None:
+        """Make a message that this worker will not run visible to other workers at once."""
+        try:
+            self._sqs.change_message_visibility(
+                QueueUrl=self._settings.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
+        except (BotoCoreError, ClientError) as exc:
+            logger.warning("cannot release an unstarted message", extra={"error": str(exc)})
+
+    def _reject_poison(self, message: dict, error: ValidationError) -> None:
+        """Answer a message that can never run: an ERROR result when its requestId can be read,
+        then delete it so it does not circle the queue."""
+        request_id, function_id = _read_ids(message.get("Body", ""))
+        with logs.run_context(requestId=request_id, functionId=function_id):
+            logger.error("invalid job message; deleting it", extra={"error": str(error).splitlines()[0]})
+            if request_id:
+                result = RunResult(
+                    request_id=request_id,
+                    function_id=function_id or "",
+                    status=RunStatus.ERROR,
+                    error_message=f"the job message is invalid and was not run: {str(error).splitlines()[0]}",
+                    worker_id=self._settings.worker_id,
+                )
+                if not self._deliver(result):
+                    return
+            self._delete(message)
+
+    # -- start and stop --------------------------------------------------------------------
+
+    def remove_orphan_containers(self) -> None:
+        """Remove containers this worker id left behind, for example after a crash."""
+        filters = {"label": [f"{LABEL_MANAGED}=true", f"{LABEL_WORKER_ID}={self._settings.worker_id}"]}
+        for container in self._docker.containers.list(all=True, filters=filters):
+            logger.warning("removing leftover container", extra={"containerId": container.id[:12]})
+            container.remove(force=True)
+
+    def _finish_in_flight(self) -> None:
+        in_flight = set(self._in_flight)
+        logger.info("stopping: waiting for runs in flight", extra={"runs": len(in_flight), "graceS": self._settings.stop_grace_s})
+        _, unfinished = wait(in_flight, timeout=self._settings.stop_grace_s)
+        if unfinished:
+            # Their messages stay undeleted, so SQS delivers them again after the visibility timeout.
+            logger.warning("grace period over; leaving unfinished runs to be delivered again", extra={"runs": len(unfinished)})
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class VisibilityHeartbeat:
+    """Extends a message's visibility while its run goes on, so no other worker takes it."""
+
+    def __init__(self, sqs_client, settings: WorkerSettings, receipt_handle: str):
+        self._sqs = sqs_client
+        self._queue_url = settings.queue_url
+        self._timeout_s = settings.visibility_timeout_s
+        self._receipt_handle = receipt_handle
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name="heartbeat")
+        self._context = logs.current_ids()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        with logs.run_context(**self._context):
+            while not self._stopped.wait(self._timeout_s / 3):
+                try:
+                    self._sqs.change_message_visibility(
+                        QueueUrl=self._queue_url, ReceiptHandle=self._receipt_handle, VisibilityTimeout=self._timeout_s
+                    )
+                except (BotoCoreError, ClientError) as exc:
+                    logger.warning("cannot extend message visibility", extra={"error": str(exc)})
+
+
+def _read_ids(body: str) -> tuple[str | None, str | None]:
+    """Best-effort requestId and functionId from a body that failed validation."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    request_id = data.get("requestId") if isinstance(data.get("requestId"), str) else None
+    function = data.get("function") if isinstance(data.get("function"), dict) else {}
+    function_id = function.get("functionId") if isinstance(function.get("functionId"), str) else None
+    return request_id, function_id

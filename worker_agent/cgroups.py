@@ -1,0 +1,74 @@
+"""Per-run parent cgroups, which let the worker read a container's peak memory after it exits.
+
+Docker removes a container's own cgroup when its process exits, taking the peak-usage counter
+with it. Each run's container is created under a parent cgroup of its own (`docker create
+--cgroup-parent`). The kernel charges the child's memory to that parent too, and the parent's
+high-water mark (`memory.max_usage_in_bytes` on cgroup v1, `memory.peak` on v2, Linux 5.19 and
+later) stays readable until the worker removes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PARENT_NAME = "nanogrid"
+
+
+class RunCgroup:
+    def __init__(self, run_name: str, driver: str, version: str, root: Path = CGROUP_ROOT):
+        self._name = run_name
+        self._driver = driver
+        self._version = version
+        self._root = root
+
+    @property
+    def docker_parent(self) -> str | None:
+        """Value for Docker's cgroup_parent, or None where the layout is not supported."""
+        if self._driver == "cgroupfs":
+            return f"/{PARENT_NAME}/{self._name}"
+        return None
+
+    def peak_memory_bytes(self) -> int | None:
+        path = self._peak_file()
+        if path is None:
+            return None
+        try:
+            return int(path.read_text().strip())
+        except (OSError, ValueError):
+            logger.warning("cannot read peak memory", extra={"path": str(path)})
+            return None
+
+    def remove(self) -> None:
+        """Remove the parent cgroup in every hierarchy Docker created it in. Call after the
+        container is removed, since a cgroup with members cannot be removed."""
+        if self.docker_parent is None:
+            return
+        for folder in self._folders():
+            try:
+                folder.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                logger.warning("cannot remove cgroup", extra={"path": str(folder), "error": str(exc)})
+
+    def _peak_file(self) -> Path | None:
+        if self.docker_parent is None:
+            return None
+        if self._version == "1":
+            return self._root / "memory" / PARENT_NAME / self._name / "memory.max_usage_in_bytes"
+        return self._root / PARENT_NAME / self._name / "memory.peak"
+
+    def _folders(self) -> list[Path]:
+        if self._version != "1":
+            return [self._root / PARENT_NAME / self._name]
+        folders = []
+        for hierarchy in sorted(os.listdir(self._root)):
+            folder = self._root / hierarchy / PARENT_NAME / self._name
+            if folder.is_dir():
+                folders.append(folder)
+        return folders

@@ -1,0 +1,63 @@
+"""Hand a run's state and result to Redis: store first, then publish, so no waiter can miss it.
+
+A controller that subscribes after the publish still finds the stored key, and one that
+subscribed before gets the notice. Both orders are covered, whatever the timing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from nanogrid_protocol import ResultNotice, RunResult, RunState, RunStatus, keys, limits, now_ms
+
+from worker_agent.errors import ResultStoreError
+
+logger = logging.getLogger(__name__)
+
+
+class ResultStore:
+    def __init__(self, redis_client: redis.Redis, ttl_s: int = limits.RESULT_TTL_S):
+        self._redis = redis_client
+        self._ttl_s = ttl_s
+
+    def mark_running(self, request_id: str, function_id: str, worker_id: str) -> None:
+        state = RunState(
+            request_id=request_id,
+            function_id=function_id,
+            status=RunStatus.RUNNING,
+            updated_at_ms=now_ms(),
+            worker_id=worker_id,
+        )
+        try:
+            self._redis.set(keys.run_state_key(request_id), state.to_json(), ex=self._ttl_s)
+        except redis.RedisError as exc:
+            # The state is a hint for GET /runs; the run goes on without it.
+            logger.warning("cannot store RUNNING state", extra={"error": str(exc)})
+
+    def stored_result(self, request_id: str) -> RunResult | None:
+        try:
+            raw = self._redis.get(keys.run_result_key(request_id))
+        except redis.RedisError as exc:
+            raise ResultStoreError(f"cannot read result of {request_id}: {exc}") from exc
+        return RunResult.model_validate_json(raw) if raw else None
+
+    def store_and_publish(self, result: RunResult) -> int:
+        """Store the result, then publish its notice. Return how many subscribers received it."""
+        notice = ResultNotice(request_id=result.request_id, status=result.status)
+        try:
+            with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(keys.run_result_key(result.request_id), result.to_json(), ex=self._ttl_s)
+                pipe.publish(keys.run_channel(result.request_id), notice.to_json())
+                _, receivers = pipe.execute()
+        except redis.RedisError as exc:
+            raise ResultStoreError(f"cannot store result of {result.request_id}: {exc}") from exc
+
+        if receivers:
+            logger.info("result published", extra={"status": result.status.value, "subscribers": receivers})
+        else:
+            logger.warning(
+                "result published to no subscriber; the caller reads it with GET /runs/{requestId}",
+                extra={"status": result.status.value, "subscribers": 0},
+            )
+        return receivers

@@ -1,0 +1,167 @@
+"""Turn a job into a finished RunResult: fetch the code, run it in a sandbox, classify the outcome."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from nanogrid_protocol import JobMessage, RunResult, RunStatus, limits, now_ms
+from nanogrid_protocol.runtimes import PYTHON_3_11
+
+from worker_agent.code_cache import CodeCache
+from worker_agent.errors import CodeFetchError, SandboxError
+from worker_agent.sandbox import (
+    BOOTSTRAP_MOUNT,
+    LABEL_FUNCTION_ID,
+    LABEL_REQUEST_ID,
+    LABEL_WORKER_ID,
+    Sandbox,
+    SandboxOutcome,
+    SandboxSpec,
+)
+from worker_agent.settings import WorkerSettings
+
+logger = logging.getLogger(__name__)
+
+BOOTSTRAP_DIR = Path(__file__).parent / "runtimes"
+
+
+@dataclass(frozen=True)
+class RuntimeCommand:
+    """How a runtime starts a function: the command, run in the image the settings name."""
+
+    command: list[str]
+
+
+# A new runtime is an entry here plus an image in NANOGRID_RUNTIME_IMAGES.
+RUNTIME_COMMANDS = {
+    PYTHON_3_11: RuntimeCommand(["python3", "-I", "-u", f"{BOOTSTRAP_MOUNT}/python_bootstrap.py"]),
+}
+
+# Exit code 137 is 128 + SIGKILL: the kernel's OOM killer or our own kill at the timeout.
+SIGKILL_EXIT_CODE = 137
+
+
+class FunctionRunner:
+    def __init__(self, settings: WorkerSettings, code_cache: CodeCache, sandbox: Sandbox):
+        self._settings = settings
+        self._code_cache = code_cache
+        self._sandbox = sandbox
+
+    def run(self, job: JobMessage) -> RunResult:
+        """Run the job once. Raise only for retryable platform faults; every other failure
+        becomes a final result."""
+        started_at_ms = now_ms()
+        function = job.function
+        try:
+            spec = self._build_spec(job)
+            outcome = self._sandbox.run(spec, json.dumps(job.input_data).encode("utf-8"))
+        except (CodeFetchError, SandboxError) as exc:
+            if exc.retryable:
+                raise
+            logger.error("run failed on the platform side", extra={"error": str(exc)})
+            return self._error_result(job, str(exc), started_at_ms)
+
+        result = classify(outcome, job)
+        return result.model_copy(
+            update={
+                "worker_id": self._settings.worker_id,
+                "version_id": function.version_id,
+                "started_at_ms": started_at_ms,
+                "finished_at_ms": now_ms(),
+            }
+        )
+
+    def _build_spec(self, job: JobMessage) -> SandboxSpec:
+        function = job.function
+        runtime = RUNTIME_COMMANDS.get(function.runtime)
+        image = self._settings.runtime_images.get(function.runtime)
+        if runtime is None or image is None:
+            raise SandboxError(image or "-", f"runtime {function.runtime!r} is not configured on this worker", retryable=False)
+        code_dir = self._code_cache.code_dir(function.code_sha256)
+        deadline_ms = now_ms() + function.timeout_ms
+        return SandboxSpec(
+            image=image,
+            command=runtime.command,
+            code_dir=code_dir,
+            bootstrap_dir=BOOTSTRAP_DIR,
+            memory_mb=function.memory_mb,
+            timeout_ms=function.timeout_ms,
+            pids_limit=self._settings.pids_limit,
+            tmp_size_mb=self._settings.tmp_size_mb,
+            max_output_bytes=limits.MAX_OUTPUT_BYTES,
+            max_report_bytes=limits.MAX_RESULT_BYTES,
+            env={
+                "NANOGRID_REQUEST_ID": job.request_id,
+                "NANOGRID_FUNCTION_ID": function.function_id,
+                "NANOGRID_VERSION_ID": function.version_id,
+                "NANOGRID_MEMORY_MB": str(function.memory_mb),
+                "NANOGRID_DEADLINE_MS": str(deadline_ms),
+                "NANOGRID_MAX_RESULT_BYTES": str(limits.MAX_RESULT_BYTES),
+                "HOME": "/tmp",
+            },
+            labels={
+                LABEL_WORKER_ID: self._settings.worker_id,
+                LABEL_REQUEST_ID: job.request_id,
+                LABEL_FUNCTION_ID: function.function_id,
+            },
+        )
+
+    def _error_result(self, job: JobMessage, message: str, started_at_ms: int) -> RunResult:
+        return RunResult(
+            request_id=job.request_id,
+            function_id=job.function.function_id,
+            status=RunStatus.ERROR,
+            error_message=message,
+            version_id=job.function.version_id,
+            worker_id=self._settings.worker_id,
+            started_at_ms=started_at_ms,
+            finished_at_ms=now_ms(),
+        )
+
+
+def classify(outcome: SandboxOutcome, job: JobMessage) -> RunResult:
+    """Map what the container did to a status, an error message and the handler's result."""
+    function = job.function
+    result_value = None
+    error_message = None
+
+    if outcome.timed_out:
+        status = RunStatus.TIMEOUT
+        error_message = f"the function ran longer than its timeout of {function.timeout_ms} ms and was stopped"
+    elif outcome.oom_killed:
+        status = RunStatus.OOM
+        error_message = (
+            f"the function used more than its memory limit of {function.memory_mb} MB and was killed; "
+            f"raise memoryMB or use less memory"
+        )
+    elif outcome.exit_code == 0:
+        status = RunStatus.SUCCESS
+        if outcome.report is not None:
+            result_value = json.loads(outcome.report)
+    else:
+        status = RunStatus.FAILED
+        error_message = f"the function exited with code {outcome.exit_code}; see stderr"
+
+    return RunResult(
+        request_id=job.request_id,
+        function_id=function.function_id,
+        status=status,
+        exit_code=outcome.exit_code,
+        stdout=outcome.stdout.decode("utf-8", errors="replace"),
+        stderr=outcome.stderr.decode("utf-8", errors="replace"),
+        stdout_truncated=outcome.stdout_truncated,
+        stderr_truncated=outcome.stderr_truncated,
+        result=result_value,
+        error_message=error_message,
+        duration_millis=outcome.duration_ms,
+        peak_memory_mb=_bytes_to_mb(outcome.peak_memory_bytes),
+    )
+
+
+def _bytes_to_mb(size_bytes: int | None) -> float | None:
+    if size_bytes is None:
+        return None
+    return round(size_bytes / (1024 * 1024), 1)
