@@ -8,11 +8,14 @@ time starts at the Lambda timeout, as in AWS.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
+
+from nanogrid_protocol import limits
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +87,14 @@ def make_handler_class(lambda_handler, timeout_ms: int = LAMBDA_TIMEOUT_MS):
 
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
+            if length > limits.MAX_REQUEST_BODY_BYTES:
+                # Lambda rejects such a payload before the handler runs; API Gateway returns 413.
+                self.close_connection = True
+                message = f"request body is {length} bytes, more than the limit of {limits.MAX_REQUEST_BODY_BYTES} bytes"
+                self._write({"statusCode": 413, "headers": {"Content-Type": "application/json"},
+                             "body": json.dumps({"code": "PAYLOAD_TOO_LARGE", "message": message,
+                                                 "limitBytes": limits.MAX_REQUEST_BODY_BYTES})})
+                return
             body = self.rfile.read(length) if length else b""
             headers = {name.lower(): value for name, value in self.headers.items()}
             event = build_event(self.command, self.path, headers, body, self.client_address[0])

@@ -151,6 +151,8 @@ class LocalStack:
             "NANOGRID_FRONT_HOST": self.config.host,
             "NANOGRID_FRONT_PORT": str(self.config.front_port),
             "NANOGRID_API_KEY": self.config.api_key,
+            # Without a key the front serves anyone who can reach it, so only on loopback.
+            "NANOGRID_ALLOW_ANONYMOUS": "1" if not self.config.api_key and self.config.host.startswith("127.") else "0",
             "POWERTOOLS_SERVICE_NAME": "nanogrid-controller",
         }
         self._spawn("controller", [sys.executable, "-m", "nanogrid.local_front"], env=env)

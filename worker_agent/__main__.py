@@ -16,6 +16,7 @@ from worker_agent import logs
 from worker_agent.agent import Agent
 from worker_agent.code_cache import CodeCache
 from worker_agent.errors import SettingsError
+from worker_agent.inputs import InputLoader
 from worker_agent.results import ResultStore
 from worker_agent.runner import FunctionRunner
 from worker_agent.sandbox import Sandbox
@@ -40,7 +41,7 @@ def build_agent(settings: WorkerSettings) -> Agent:
 
     code_cache = CodeCache(s3, settings.code_bucket, settings.cache_dir)
     sandbox = Sandbox(docker_client, settings.cache_dir / "runs")
-    runner = FunctionRunner(settings, code_cache, sandbox)
+    runner = FunctionRunner(settings, code_cache, InputLoader(s3, settings.code_bucket), sandbox)
     return Agent(settings, sqs, ResultStore(redis_client), runner, docker_client)
 
 

@@ -43,6 +43,23 @@ class RunCgroup:
             logger.warning("cannot read peak memory", extra={"path": str(path)})
             return None
 
+    def oom_kill_count(self) -> int:
+        """OOM kills charged to the parent cgroup. On cgroup v2 memory.events counts kills in
+        every descendant, so a child process killed while the main process exits 0 shows here.
+        On v1 the counter stays in the container's own cgroup, which is gone after exit, and the
+        caller relies on Docker's State.OOMKilled, which Docker 20.10 sets for such kills too."""
+        if self.docker_parent is None or self._version == "1":
+            return 0
+        path = self._root / PARENT_NAME / self._name / "memory.events"
+        try:
+            for line in path.read_text().splitlines():
+                name, _, value = line.partition(" ")
+                if name == "oom_kill":
+                    return int(value)
+        except (OSError, ValueError):
+            logger.warning("cannot read OOM events", extra={"path": str(path)})
+        return 0
+
     def remove(self) -> None:
         """Remove the parent cgroup in every hierarchy Docker created it in. Call after the
         container is removed, since a cgroup with members cannot be removed."""

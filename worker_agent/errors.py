@@ -39,3 +39,12 @@ class ResultStoreError(WorkerError):
     """Redis did not take the result; the message stays in SQS so the run is not lost."""
 
     retryable = True
+
+
+class InputFetchError(WorkerError):
+    """A job's inputData, stored in S3 because it was large, could not be fetched."""
+
+    def __init__(self, key: str, reason: str, retryable: bool):
+        self.key = key
+        self.retryable = retryable
+        super().__init__(f"cannot fetch inputData from {key}: {reason}")

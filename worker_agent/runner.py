@@ -11,7 +11,8 @@ from nanogrid_protocol import JobMessage, RunResult, RunStatus, limits, now_ms
 from nanogrid_protocol.runtimes import PYTHON_3_11
 
 from worker_agent.code_cache import CodeCache
-from worker_agent.errors import CodeFetchError, SandboxError
+from worker_agent.errors import CodeFetchError, InputFetchError, SandboxError
+from worker_agent.inputs import InputLoader
 from worker_agent.sandbox import (
     BOOTSTRAP_MOUNT,
     LABEL_FUNCTION_ID,
@@ -45,9 +46,10 @@ SIGKILL_EXIT_CODE = 137
 
 
 class FunctionRunner:
-    def __init__(self, settings: WorkerSettings, code_cache: CodeCache, sandbox: Sandbox):
+    def __init__(self, settings: WorkerSettings, code_cache: CodeCache, inputs: InputLoader, sandbox: Sandbox):
         self._settings = settings
         self._code_cache = code_cache
+        self._inputs = inputs
         self._sandbox = sandbox
 
     def run(self, job: JobMessage) -> RunResult:
@@ -57,14 +59,15 @@ class FunctionRunner:
         function = job.function
         try:
             spec = self._build_spec(job)
-            outcome = self._sandbox.run(spec, json.dumps(job.input_data).encode("utf-8"))
-        except (CodeFetchError, SandboxError) as exc:
+            event_json = self._inputs.event_json(job)
+            outcome = self._sandbox.run(spec, event_json)
+        except (CodeFetchError, InputFetchError, SandboxError) as exc:
             if exc.retryable:
                 raise
             logger.error("run failed on the platform side", extra={"error": str(exc)})
             return self._error_result(job, str(exc), started_at_ms)
 
-        result = classify(outcome, job)
+        result = fit_result_size(classify(outcome, job), limits.MAX_RUN_RESULT_JSON_BYTES)
         return result.model_copy(
             update={
                 "worker_id": self._settings.worker_id,
@@ -90,7 +93,10 @@ class FunctionRunner:
             memory_mb=function.memory_mb,
             timeout_ms=function.timeout_ms,
             pids_limit=self._settings.pids_limit,
-            tmp_size_mb=self._settings.tmp_size_mb,
+            # tmpfs pages count against the memory limit, so /tmp gets at most half of it and a
+            # full /tmp fails with ENOSPC before the run is OOM-killed.
+            tmp_size_mb=max(1, min(self._settings.tmp_size_mb, function.memory_mb // 2)),
+            cpus=self._settings.cpus,
             max_output_bytes=limits.MAX_OUTPUT_BYTES,
             max_report_bytes=limits.MAX_RESULT_BYTES,
             env={
@@ -131,7 +137,7 @@ def classify(outcome: SandboxOutcome, job: JobMessage) -> RunResult:
     if outcome.timed_out:
         status = RunStatus.TIMEOUT
         error_message = f"the function ran longer than its timeout of {function.timeout_ms} ms and was stopped"
-    elif outcome.oom_killed:
+    elif outcome.oom_killed or outcome.oom_kill_count:
         status = RunStatus.OOM
         error_message = (
             f"the function used more than its memory limit of {function.memory_mb} MB and was killed; "
@@ -159,6 +165,48 @@ def classify(outcome: SandboxOutcome, job: JobMessage) -> RunResult:
         duration_millis=outcome.duration_ms,
         peak_memory_mb=_bytes_to_mb(outcome.peak_memory_bytes),
     )
+
+
+def fit_result_size(result: RunResult, max_bytes: int) -> RunResult:
+    """Cut stdout and stderr until the result's JSON fits in max_bytes, sharing the room between
+    them. Escaped control characters can make an output's JSON up to six times its own size."""
+    total_bytes = len(result.to_json().encode("utf-8"))
+    if total_bytes <= max_bytes:
+        return result
+
+    stdout_bytes, stderr_bytes = _json_size(result.stdout), _json_size(result.stderr)
+    room = max_bytes - (total_bytes - stdout_bytes - stderr_bytes)
+    half = room // 2
+    # An output smaller than half the room leaves the rest to the other one.
+    stdout_budget = max(half, room - stderr_bytes)
+    stderr_budget = room - min(stdout_bytes, stdout_budget)
+
+    updates = {}
+    for field_name, flag, budget in (
+        ("stdout", "stdout_truncated", stdout_budget),
+        ("stderr", "stderr_truncated", stderr_budget),
+    ):
+        text: str = getattr(result, field_name)
+        if _json_size(text) > budget:
+            updates[field_name] = _longest_prefix(text, budget)
+            updates[flag] = True
+    return result.model_copy(update=updates)
+
+
+def _longest_prefix(text: str, budget_bytes: int) -> str:
+    """Longest prefix of text whose JSON encoding fits in budget_bytes, by binary search."""
+    low, high = 0, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if _json_size(text[:middle]) <= budget_bytes:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low]
+
+
+def _json_size(text: str) -> int:
+    return len(json.dumps(text, ensure_ascii=False).encode("utf-8"))
 
 
 def _bytes_to_mb(size_bytes: int | None) -> float | None:

@@ -54,6 +54,7 @@ class SandboxSpec:
     timeout_ms: int
     pids_limit: int
     tmp_size_mb: int
+    cpus: float
     max_output_bytes: int
     max_report_bytes: int
     run_as_user: str = "10001:10001"
@@ -76,6 +77,7 @@ class SandboxOutcome:
     duration_ms: int
     peak_memory_bytes: int | None
     container_id: str
+    oom_kill_count: int = 0
 
 
 class CappedBuffer:
@@ -155,6 +157,7 @@ class Sandbox:
             report=report_bytes,
             duration_ms=min(duration_ms, spec.timeout_ms) if timed_out else duration_ms,
             peak_memory_bytes=cgroup.peak_memory_bytes(),
+            oom_kill_count=cgroup.oom_kill_count(),
             container_id=container.id,
         )
 
@@ -187,6 +190,7 @@ class Sandbox:
                 # Equal to the memory limit, so swap can never stretch it.
                 memswap_limit=memory,
                 pids_limit=spec.pids_limit,
+                nano_cpus=int(spec.cpus * 1_000_000_000),
                 read_only=True,
                 tmpfs={"/tmp": f"rw,nosuid,nodev,size={spec.tmp_size_mb}m,mode=1777"},
                 volumes={

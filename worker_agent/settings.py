@@ -21,6 +21,7 @@ ENV_CACHE_DIR = "NANOGRID_CACHE_DIR"
 ENV_RUNTIME_IMAGES = "NANOGRID_RUNTIME_IMAGES"
 ENV_PIDS_LIMIT = "NANOGRID_PIDS_LIMIT"
 ENV_TMP_SIZE_MB = "NANOGRID_TMP_SIZE_MB"
+ENV_CPUS = "NANOGRID_CPUS"
 ENV_POLL_WAIT_S = "NANOGRID_POLL_WAIT_S"
 ENV_VISIBILITY_TIMEOUT_S = "NANOGRID_VISIBILITY_TIMEOUT_S"
 ENV_STOP_GRACE_S = "NANOGRID_STOP_GRACE_S"
@@ -45,6 +46,8 @@ class WorkerSettings:
     runtime_images: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_RUNTIME_IMAGES))
     pids_limit: int = 64
     tmp_size_mb: int = 64
+    # CPUs one container may use, so a busy or forking function cannot starve the other runs.
+    cpus: float = 1.0
     poll_wait_s: int = MAX_POLL_WAIT_S
     # Seconds a received message stays hidden from other workers while this one runs it.
     visibility_timeout_s: int = 60
@@ -72,6 +75,8 @@ class WorkerSettings:
             ENV_VISIBILITY_TIMEOUT_S: ("visibility_timeout_s", 5, 43_200),
             ENV_STOP_GRACE_S: ("stop_grace_s", 0, 3600),
         }
+        if env.get(ENV_CPUS):
+            values["cpus"] = _cpus(env[ENV_CPUS])
         for key, (name, low, high) in int_settings.items():
             if env.get(key):
                 values[name] = _int_in_range(key, env[key], low, high)
@@ -95,6 +100,16 @@ def _required(env: dict[str, str], key: str) -> str:
     value = env.get(key, "").strip()
     if not value:
         raise SettingsError(key, value, "it is required")
+    return value
+
+
+def _cpus(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise SettingsError(ENV_CPUS, text, "expected a number of CPUs such as 1 or 0.5") from None
+    if not 0.01 <= value <= 64:
+        raise SettingsError(ENV_CPUS, text, "expected a value from 0.01 to 64")
     return value
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import stat
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from nanogrid_protocol import limits
@@ -61,29 +62,48 @@ def check_archive(data: bytes) -> list[zipfile.ZipInfo]:
 
     if not any(entry.filename == ENTRY_POINT for entry in files):
         raise ArchiveError(f"the code archive has no {ENTRY_POINT} at its top level")
+
+    # The sizes in a zip header can lie, so the real unpacked total is counted by decompressing.
+    _unpack(archive, files, sink_for=lambda entry: None)
     return files
 
 
 def extract_archive(data: bytes, destination: Path) -> None:
-    """Check the archive, then write its files below ``destination``, counting real bytes.
-
-    The sizes in a zip header can lie, so the unpacked total is counted while reading.
-    """
+    """Check the archive, then write its files below ``destination``."""
     files = check_archive(data)
     archive = zipfile.ZipFile(io.BytesIO(data))
-    written_bytes = 0
-    for entry in files:
+
+    def sink_for(entry: zipfile.ZipInfo):
         target = destination.joinpath(*PurePosixPath(entry.filename).parts)
         target.parent.mkdir(parents=True, exist_ok=True)
-        with archive.open(entry) as source, open(target, "wb") as sink:
-            while chunk := source.read(64 * 1024):
-                written_bytes += len(chunk)
-                if written_bytes > limits.MAX_CODE_UNPACKED_BYTES:
-                    raise ArchiveError(
-                        f"the code archive unpacks to more than {limits.MAX_CODE_UNPACKED_BYTES} bytes"
-                    )
-                sink.write(chunk)
-        target.chmod(0o644)
+        return open(target, "wb")
+
+    _unpack(archive, files, sink_for)
+    for entry in files:
+        destination.joinpath(*PurePosixPath(entry.filename).parts).chmod(0o644)
+
+
+def _unpack(archive: zipfile.ZipFile, files: list[zipfile.ZipInfo], sink_for) -> None:
+    """Decompress every file, writing to ``sink_for(entry)`` (None discards), and stop as soon as
+    the real total passes the unpacked limit."""
+    unpacked_bytes = 0
+    for entry in files:
+        sink = sink_for(entry)
+        try:
+            with archive.open(entry) as source:
+                while chunk := source.read(64 * 1024):
+                    unpacked_bytes += len(chunk)
+                    if unpacked_bytes > limits.MAX_CODE_UNPACKED_BYTES:
+                        raise ArchiveError(
+                            f"the code archive unpacks to more than {limits.MAX_CODE_UNPACKED_BYTES} bytes"
+                        )
+                    if sink is not None:
+                        sink.write(chunk)
+        except (zipfile.BadZipFile, zlib.error, NotImplementedError, EOFError) as exc:
+            raise ArchiveError(f"archive entry {entry.filename!r} cannot be unpacked: {exc}") from exc
+        finally:
+            if sink is not None:
+                sink.close()
 
 
 def _check_entry_name(name: str) -> None:

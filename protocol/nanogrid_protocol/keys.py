@@ -35,4 +35,10 @@ def function_latest_key(function_id: str) -> str:
     return f"functions/{function_id}/latest.json"
 
 
+def input_object_key(request_id: str) -> str:
+    """Key of an inputData stored in S3 because it did not fit in the SQS message."""
+    return f"inputs/{request_id}.json"
+
+
 FUNCTIONS_PREFIX = "functions/"
+INPUTS_PREFIX = "inputs/"

@@ -10,7 +10,7 @@ import time
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from nanogrid_protocol import limits
@@ -105,14 +105,32 @@ class FunctionVersion(WireModel):
     created_at_ms: int
 
 
+class InputRef(WireModel):
+    """Pointer to an inputData too large for an SQS message, stored as JSON in the code bucket."""
+
+    key: str
+    sha256: str = Field(pattern=SHA256_PATTERN)
+    size_bytes: int
+
+
 class JobMessage(WireModel):
-    """Body of one SQS message: a request to run a function version once."""
+    """Body of one SQS message: a request to run a function version once.
+
+    The input travels in the message (``inputData``) or, when too large, in S3 (``inputRef``).
+    """
 
     schema_version: Literal[1] = JOB_SCHEMA_VERSION
     request_id: str
     function: FunctionVersion
-    input_data: dict[str, Any]
+    input_data: dict[str, Any] | None = None
+    input_ref: InputRef | None = None
     enqueued_at_ms: int
+
+    @model_validator(mode="after")
+    def _one_input(self) -> JobMessage:
+        if (self.input_data is None) == (self.input_ref is None):
+            raise ValueError("a job message needs exactly one of inputData and inputRef")
+        return self
 
 
 class RunState(WireModel):

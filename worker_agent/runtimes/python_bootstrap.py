@@ -57,6 +57,16 @@ def defines_handler(source):
     return False
 
 
+def print_user_traceback(exc):
+    """Print the traceback without the bootstrap's own frames, as Lambda does."""
+    summary = traceback.TracebackException.from_exception(exc)
+    user_frames = [frame for frame in summary.stack if frame.filename.startswith(TASK_DIR + "/")]
+    summary.stack = traceback.StackSummary.from_list(user_frames)
+    if user_frames:
+        print("Traceback (most recent call last):", file=sys.stderr)
+    print("".join(summary.format()).replace("Traceback (most recent call last):\n", "", 1), end="", file=sys.stderr)
+
+
 def run_handler(event):
     spec = importlib.util.spec_from_file_location("main", MAIN_PATH)
     module = importlib.util.module_from_spec(spec)
@@ -66,9 +76,11 @@ def run_handler(event):
     value = module.handler(event, Context())
 
     try:
-        encoded = json.dumps(value)
-    except (TypeError, ValueError) as exc:
-        print(f"handler returned a value that is not JSON serialisable: {exc}", file=sys.stderr)
+        encoded = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        traceback.print_exc()
+        print("handler returned a value that is not JSON serialisable; return dicts, lists, "
+              "strings, numbers, booleans or None", file=sys.stderr)
         return EXIT_HANDLER_ERROR
     if len(encoded.encode("utf-8")) > MAX_RESULT_BYTES:
         print(
@@ -112,8 +124,8 @@ def main():
         return run_script()
     except SystemExit:
         raise
-    except BaseException:
-        traceback.print_exc()
+    except BaseException as exc:
+        print_user_traceback(exc)
         return EXIT_HANDLER_ERROR
 
 

@@ -31,7 +31,7 @@ from nanogrid_controller.errors import (
 )
 from nanogrid_controller.registry import FunctionRegistry
 from nanogrid_controller.runs import RunService
-from nanogrid_controller.settings import ControllerSettings
+from nanogrid_controller.settings import ControllerSettings, SettingsError
 
 logger = Logger(service="nanogrid-controller")
 
@@ -80,7 +80,7 @@ def _build_services(settings: ControllerSettings) -> Services:
     sqs = boto3.client("sqs", config=aws_config)
     s3 = boto3.client("s3", config=aws_config)
     registry = FunctionRegistry(s3, settings.code_bucket)
-    return Services(settings, redis_client, sqs, registry, RunService(settings, redis_client, sqs, registry))
+    return Services(settings, redis_client, sqs, registry, RunService(settings, redis_client, sqs, s3, registry))
 
 
 def create_app() -> APIGatewayHttpResolver:
@@ -146,6 +146,11 @@ def create_app() -> APIGatewayHttpResolver:
             logger.info("request rejected", extra={"code": exc.code, "error": exc.message})
         return _error(status, exc.code, exc.message, **{k: v for k, v in exc.details.items() if v is not None})
 
+    @app.exception_handler(SettingsError)
+    def settings_error(exc: SettingsError):
+        logger.error("controller settings are invalid", extra={"error": str(exc)})
+        return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "CONTROLLER_MISCONFIGURED", "the controller's settings are invalid; see its logs")
+
     @app.exception_handler(Exception)
     def unexpected_error(exc: Exception):
         logger.exception("unexpected error")
@@ -174,7 +179,7 @@ def lambda_handler(event: dict, context) -> dict:
 def _authorized(app: APIGatewayHttpResolver) -> Services:
     svc = services()
     expected = svc.settings.api_key
-    if not expected:
+    if not expected and svc.settings.allow_anonymous:
         return svc
     event = app.current_event
     presented = event.get_header_value("x-api-key") or ""
@@ -241,14 +246,17 @@ def _check(probe) -> dict:
 
 
 def _run_response(outcome) -> Response:
+    # UTF-8 JSON straight from the model: json.dumps would escape every non-ASCII character to
+    # six bytes, and the worker sized the result to fit Lambda's response limit as UTF-8.
     if isinstance(outcome, RunResult):
-        return _json(HTTPStatus.OK, outcome.to_dict())
+        return _json(HTTPStatus.OK, outcome.to_json())
     location = f"/runs/{outcome.request_id}"
-    return _json(HTTPStatus.ACCEPTED, outcome.to_dict(), headers={"Location": location})
+    return _json(HTTPStatus.ACCEPTED, outcome.to_json(), headers={"Location": location})
 
 
-def _json(status: HTTPStatus, body: dict, headers: dict | None = None) -> Response:
-    return Response(status_code=int(status), content_type=content_types.APPLICATION_JSON, body=json.dumps(body), headers=headers)
+def _json(status: HTTPStatus, body: dict | str, headers: dict | None = None) -> Response:
+    text = body if isinstance(body, str) else json.dumps(body)
+    return Response(status_code=int(status), content_type=content_types.APPLICATION_JSON, body=text, headers=headers)
 
 
 def _error(status: HTTPStatus, code: str, message: str, **details) -> Response:

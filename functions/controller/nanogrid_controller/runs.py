@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 
 import redis
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
-from nanogrid_protocol import JobMessage, RunRequest, RunResult, RunState, RunStatus, keys, limits, now_ms
+from nanogrid_protocol import (
+    FunctionVersion,
+    InputRef,
+    JobMessage,
+    RunRequest,
+    RunResult,
+    RunState,
+    RunStatus,
+    keys,
+    limits,
+    now_ms,
+)
 
-from nanogrid_controller.errors import DependencyUnavailable, RunNotFound
+from nanogrid_controller.errors import DependencyUnavailable, PayloadTooLarge, RunNotFound
 from nanogrid_controller.registry import FunctionRegistry
 from nanogrid_controller.settings import ControllerSettings
 from nanogrid_controller.waiter import ResultWaiter
@@ -18,10 +31,13 @@ logger = Logger(child=True)
 
 
 class RunService:
-    def __init__(self, settings: ControllerSettings, redis_client: redis.Redis, sqs_client, registry: FunctionRegistry):
+    def __init__(
+        self, settings: ControllerSettings, redis_client: redis.Redis, sqs_client, s3_client, registry: FunctionRegistry
+    ):
         self._settings = settings
         self._redis = redis_client
         self._sqs = sqs_client
+        self._s3 = s3_client
         self._registry = registry
 
     def start(self, request: RunRequest, remaining_ms: int, wait: bool = True) -> RunResult | RunState:
@@ -31,12 +47,7 @@ class RunService:
         request_id = str(uuid.uuid4())
         logger.thread_safe_append_keys(requestId=request_id, functionId=function.function_id)
 
-        job = JobMessage(
-            request_id=request_id,
-            function=function,
-            input_data=request.input_data,
-            enqueued_at_ms=now_ms(),
-        )
+        job = self._build_job(request_id, function, request.input_data)
         wait_ms = self.wait_budget_ms(request, function.timeout_ms, remaining_ms)
 
         if not wait:
@@ -77,6 +88,31 @@ class RunService:
         if raw_state:
             return RunState.model_validate_json(raw_state)
         raise RunNotFound(request_id)
+
+    def _build_job(self, request_id: str, function: FunctionVersion, input_data: dict) -> JobMessage:
+        """Build the job message, moving inputData to S3 when the message would exceed what SQS
+        takes (claim check)."""
+        input_json = json.dumps(input_data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if len(input_json) > limits.MAX_INPUT_BYTES:
+            raise PayloadTooLarge(
+                f"inputData is {len(input_json)} bytes as UTF-8 JSON, more than the limit of "
+                f"{limits.MAX_INPUT_BYTES} bytes; store large data elsewhere and pass its location",
+                sizeBytes=len(input_json),
+                limitBytes=limits.MAX_INPUT_BYTES,
+            )
+
+        job = JobMessage(request_id=request_id, function=function, input_data=input_data, enqueued_at_ms=now_ms())
+        if len(job.to_json().encode("utf-8")) <= limits.MAX_SQS_MESSAGE_BYTES:
+            return job
+
+        key = keys.input_object_key(request_id)
+        try:
+            self._s3.put_object(Bucket=self._settings.code_bucket, Key=key, Body=input_json, ContentType="application/json")
+        except (BotoCoreError, ClientError) as exc:
+            raise DependencyUnavailable("S3", str(exc)) from exc
+        logger.info("inputData stored in S3 for the job", extra={"sizeBytes": len(input_json), "key": key})
+        input_ref = InputRef(key=key, sha256=hashlib.sha256(input_json).hexdigest(), size_bytes=len(input_json))
+        return JobMessage(request_id=request_id, function=function, input_ref=input_ref, enqueued_at_ms=job.enqueued_at_ms)
 
     def _store_queued(self, job: JobMessage) -> None:
         state = RunState(
