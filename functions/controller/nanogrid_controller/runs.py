@@ -27,7 +27,9 @@ from nanogrid_controller.registry import FunctionRegistry
 from nanogrid_controller.settings import ControllerSettings
 from nanogrid_controller.waiter import ResultWaiter
 
-logger = Logger(child=True)
+# The same service as the parent Logger in app.py: without it, a child takes its name from
+# POWERTOOLS_SERVICE_NAME and, where that is unset, raises OrphanedChildLoggerError.
+logger = Logger(service="nanogrid-controller", child=True)
 
 
 class RunService:

@@ -17,7 +17,9 @@ from nanogrid_protocol import RunResult, keys
 
 from nanogrid_controller.errors import DependencyUnavailable
 
-logger = Logger(child=True)
+# The same service as the parent Logger in app.py: without it, a child takes its name from
+# POWERTOOLS_SERVICE_NAME and, where that is unset, raises OrphanedChildLoggerError.
+logger = Logger(service="nanogrid-controller", child=True)
 
 SUBSCRIBE_CONFIRM_TIMEOUT_S = 2.0
 # After a Redis error, pause this long before subscribing again, so an outage is not a busy loop.
