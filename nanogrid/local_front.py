@@ -89,6 +89,10 @@ def make_handler_class(lambda_handler, timeout_ms: int = LAMBDA_TIMEOUT_MS):
             length = int(self.headers.get("Content-Length") or 0)
             if length > limits.MAX_REQUEST_BODY_BYTES:
                 # Lambda rejects such a payload before the handler runs; API Gateway returns 413.
+                # The body is read and dropped first, so the client sees the answer, not a reset.
+                remaining = length
+                while remaining > 0 and (chunk := self.rfile.read(min(remaining, 1 << 20))):
+                    remaining -= len(chunk)
                 self.close_connection = True
                 message = f"request body is {length} bytes, more than the limit of {limits.MAX_REQUEST_BODY_BYTES} bytes"
                 self._write({"statusCode": 413, "headers": {"Content-Type": "application/json"},

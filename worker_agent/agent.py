@@ -13,6 +13,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import docker
+import redis
 from botocore.exceptions import BotoCoreError, ClientError
 from nanogrid_protocol import JobMessage, RunResult, RunStatus, now_ms
 from pydantic import ValidationError
@@ -138,8 +139,11 @@ class Agent:
 
         if self._republish_stored(job, message):
             return
+        lock = self._take_run_lock(job, message)
+        if lock is None:
+            return
 
-        heartbeat = VisibilityHeartbeat(self._sqs, self._settings, message["ReceiptHandle"])
+        heartbeat = VisibilityHeartbeat(self._sqs, self._settings, message["ReceiptHandle"], lock)
         heartbeat.start()
         try:
             result = self._execute(job, message)
@@ -149,6 +153,7 @@ class Agent:
                 return
         finally:
             heartbeat.stop()
+            _release_quietly(lock)
         self._delete(message)
         logger.info(
             "job done",
@@ -169,6 +174,19 @@ class Agent:
         if self._deliver(stored):
             self._delete(message)
         return True
+
+    def _take_run_lock(self, job: JobMessage, message: dict):
+        """Take the request's run lock, or leave the message hidden when another worker runs it:
+        a copy that SQS delivered again while the first run goes on must not run it twice."""
+        try:
+            lock = self._results.acquire_run_lock(job.request_id, self._settings.visibility_timeout_s)
+        except ResultStoreError as exc:
+            logger.warning("cannot take the run lock; leaving the message for a later try", extra={"error": str(exc)})
+            return None
+        if lock is None:
+            logger.info("another worker is running this request; leaving this copy hidden in the queue")
+            self._hide_message(message, self._settings.visibility_timeout_s)
+        return lock
 
     def _execute(self, job: JobMessage, message: dict) -> RunResult | None:
         """Run the job, or return None to leave the message for a later try."""
@@ -212,12 +230,15 @@ class Agent:
 
     def _release_message(self, message: dict) -> None:
         """Make a message that this worker will not run visible to other workers at once."""
+        self._hide_message(message, 0)
+
+    def _hide_message(self, message: dict, timeout_s: int) -> None:
         try:
             self._sqs.change_message_visibility(
-                QueueUrl=self._settings.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                QueueUrl=self._settings.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=timeout_s
             )
         except (BotoCoreError, ClientError) as exc:
-            logger.warning("cannot release an unstarted message", extra={"error": str(exc)})
+            logger.warning("cannot change message visibility", extra={"error": str(exc), "visibilityTimeoutS": timeout_s})
 
     def _reject_poison(self, message: dict, error: ValidationError) -> None:
         """Answer a message that can never run: an ERROR result when its requestId can be read,
@@ -253,14 +274,16 @@ class Agent:
         if unfinished:
             # Their messages stay undeleted, so SQS delivers them again after the visibility timeout.
             logger.warning("grace period over; leaving unfinished runs to be delivered again", extra={"runs": len(unfinished)})
+            self.remove_orphan_containers()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class VisibilityHeartbeat:
     """Extends a message's visibility while its run goes on, so no other worker takes it."""
 
-    def __init__(self, sqs_client, settings: WorkerSettings, receipt_handle: str):
+    def __init__(self, sqs_client, settings: WorkerSettings, receipt_handle: str, run_lock=None):
         self._sqs = sqs_client
+        self._run_lock = run_lock
         self._queue_url = settings.queue_url
         self._timeout_s = settings.visibility_timeout_s
         self._receipt_handle = receipt_handle
@@ -284,6 +307,21 @@ class VisibilityHeartbeat:
                     )
                 except (BotoCoreError, ClientError) as exc:
                     logger.warning("cannot extend message visibility", extra={"error": str(exc)})
+                if self._run_lock is not None:
+                    try:
+                        self._run_lock.reacquire()
+                    except redis.exceptions.LockError as exc:
+                        logger.warning("run lock lost; another copy may start", extra={"error": str(exc)})
+                    except redis.RedisError as exc:
+                        logger.warning("cannot renew the run lock", extra={"error": str(exc)})
+
+
+def _release_quietly(lock) -> None:
+    try:
+        lock.release()
+    except (redis.exceptions.LockError, redis.RedisError) as exc:
+        # The lock expires by itself; a failed release only delays a redelivered copy.
+        logger.warning("cannot release the run lock", extra={"error": str(exc)})
 
 
 def _read_ids(body: str) -> tuple[str | None, str | None]:

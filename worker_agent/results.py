@@ -35,6 +35,16 @@ class ResultStore:
             # The state is a hint for GET /runs; the run goes on without it.
             logger.warning("cannot store RUNNING state", extra={"error": str(exc)})
 
+    def acquire_run_lock(self, request_id: str, ttl_s: int):
+        """Take the lock that marks a request as running here; return it, or None when another
+        worker holds it. The holder renews it with reacquire() while the run goes on; if the
+        holder dies, the lock expires after ttl_s and a redelivered copy may run."""
+        lock = self._redis.lock(keys.run_lock_key(request_id), timeout=ttl_s, blocking=False, thread_local=False)
+        try:
+            return lock if lock.acquire() else None
+        except redis.RedisError as exc:
+            raise ResultStoreError(f"cannot take the run lock of {request_id}: {exc}") from exc
+
     def stored_result(self, request_id: str) -> RunResult | None:
         try:
             raw = self._redis.get(keys.run_result_key(request_id))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +31,9 @@ MAX_POLL_WAIT_S = 20
 
 
 def default_worker_id() -> str:
-    return f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+    """The host name: stable across restarts, so a restarted worker finds and removes the
+    containers it left behind. Set NANOGRID_WORKER_ID when one host runs several workers."""
+    return socket.gethostname()
 
 
 @dataclass(frozen=True)

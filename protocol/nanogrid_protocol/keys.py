@@ -13,6 +13,16 @@ def run_result_key(request_id: str) -> str:
     return f"{PREFIX}:run:{request_id}:result"
 
 
+def idempotency_key(function_id: str, key_sha256: str) -> str:
+    """Key that maps a client's Idempotency-Key (as sha256) to the requestId of its first run."""
+    return f"{PREFIX}:idempotency:{function_id}:{key_sha256}"
+
+
+def run_lock_key(request_id: str) -> str:
+    """Key that a worker holds while it runs a request, so a redelivered copy waits."""
+    return f"{PREFIX}:run:{request_id}:lock"
+
+
 def run_channel(request_id: str) -> str:
     """Channel on which the worker publishes a ResultNotice after storing the result."""
     return f"{PREFIX}:run:{request_id}:done"

@@ -24,6 +24,7 @@ from nanogrid_controller.errors import (
     ControllerError,
     DependencyUnavailable,
     FunctionNotFound,
+    IdempotencyKeyReused,
     InvalidRequest,
     PayloadTooLarge,
     RunNotFound,
@@ -40,6 +41,7 @@ ERROR_STATUS = {
     Unauthorized: HTTPStatus.UNAUTHORIZED,
     FunctionNotFound: HTTPStatus.NOT_FOUND,
     RunNotFound: HTTPStatus.NOT_FOUND,
+    IdempotencyKeyReused: HTTPStatus.CONFLICT,
     PayloadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     DependencyUnavailable: HTTPStatus.SERVICE_UNAVAILABLE,
 }
@@ -94,7 +96,8 @@ def create_app() -> APIGatewayHttpResolver:
         request = _parse_body(app, RunRequest)
         wait = _query_flag(app, "async") is False
         remaining_ms = app.lambda_context.get_remaining_time_in_millis()
-        outcome = svc.runs.start(request, remaining_ms, wait=wait)
+        idempotency_key = _idempotency_key(app)
+        outcome = svc.runs.start(request, remaining_ms, wait=wait, idempotency_key=idempotency_key)
         return _run_response(outcome)
 
     @app.get("/runs/<request_id>")
@@ -212,6 +215,15 @@ def _parse_body(app: APIGatewayHttpResolver, model: type[BaseModel]) -> BaseMode
         error = exc.errors()[0]
         field = ".".join(str(part) for part in error["loc"]) or "body"
         raise InvalidRequest(f"invalid field {field}: {error['msg']}", field=field) from exc
+
+
+def _idempotency_key(app: APIGatewayHttpResolver) -> str | None:
+    value = app.current_event.get_header_value("idempotency-key")
+    if value is None:
+        return None
+    if not 1 <= len(value) <= 255 or not value.isprintable():
+        raise InvalidRequest("header Idempotency-Key must be 1 to 255 printable characters", field="Idempotency-Key")
+    return value
 
 
 def _query_flag(app: APIGatewayHttpResolver, name: str) -> bool:

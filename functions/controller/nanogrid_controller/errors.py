@@ -48,6 +48,12 @@ class RunNotFound(ControllerError):
         )
 
 
+class IdempotencyKeyReused(ControllerError):
+    """An Idempotency-Key was sent again with a different request body."""
+
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+
 class PayloadTooLarge(ControllerError):
     code = "PAYLOAD_TOO_LARGE"
 

@@ -22,7 +22,7 @@ from nanogrid_protocol import (
     now_ms,
 )
 
-from nanogrid_controller.errors import DependencyUnavailable, PayloadTooLarge, RunNotFound
+from nanogrid_controller.errors import DependencyUnavailable, IdempotencyKeyReused, PayloadTooLarge, RunNotFound
 from nanogrid_controller.registry import FunctionRegistry
 from nanogrid_controller.settings import ControllerSettings
 from nanogrid_controller.waiter import ResultWaiter
@@ -42,15 +42,26 @@ class RunService:
         self._s3 = s3_client
         self._registry = registry
 
-    def start(self, request: RunRequest, remaining_ms: int, wait: bool = True) -> RunResult | RunState:
+    def start(
+        self, request: RunRequest, remaining_ms: int, wait: bool = True, idempotency_key: str | None = None
+    ) -> RunResult | RunState:
         """Queue a run and wait for its result. Return the result, or the run's state when the
-        wait ends first; the run goes on either way."""
+        wait ends first; the run goes on either way.
+
+        A request that repeats an earlier Idempotency-Key gets the earlier run instead of a new one.
+        """
         function = self._registry.get(request.function_id)
+        wait_ms = self.wait_budget_ms(request, function.timeout_ms, remaining_ms)
         request_id = str(uuid.uuid4())
+        if idempotency_key is not None:
+            first_request_id = self._claim_idempotency_key(idempotency_key, request, request_id)
+            if first_request_id != request_id:
+                logger.thread_safe_append_keys(requestId=first_request_id, functionId=function.function_id)
+                logger.info("Idempotency-Key seen before; returning its run")
+                return self._await_existing(first_request_id, function.function_id, wait_ms if wait else 0)
         logger.thread_safe_append_keys(requestId=request_id, functionId=function.function_id)
 
         job = self._build_job(request_id, function, request.input_data)
-        wait_ms = self.wait_budget_ms(request, function.timeout_ms, remaining_ms)
 
         if not wait:
             self._store_queued(job)
@@ -68,6 +79,33 @@ class RunService:
         state = self._state(request_id, function.function_id)
         logger.info("wait ended before the run finished", extra={"waitMs": wait_ms, "status": state.status.value})
         return state
+
+    def _claim_idempotency_key(self, idempotency_key: str, request: RunRequest, request_id: str) -> str:
+        """Bind the key to request_id unless it is bound already; return the bound requestId."""
+        key_sha256 = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()
+        body_sha256 = hashlib.sha256(request.to_json().encode("utf-8")).hexdigest()
+        redis_key = keys.idempotency_key(request.function_id, key_sha256)
+        record = json.dumps({"requestId": request_id, "bodySha256": body_sha256})
+        try:
+            if self._redis.set(redis_key, record, nx=True, ex=limits.RESULT_TTL_S):
+                return request_id
+            existing = json.loads(self._redis.get(redis_key) or "null")
+        except redis.RedisError as exc:
+            raise DependencyUnavailable("Redis", str(exc)) from exc
+        if existing is None:
+            # The key expired between SET NX and GET; this request takes it over.
+            return self._claim_idempotency_key(idempotency_key, request, request_id)
+        if existing["bodySha256"] != body_sha256:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used before with a different request body; use a new key for a new request",
+                requestId=existing["requestId"],
+            )
+        return existing["requestId"]
+
+    def _await_existing(self, request_id: str, function_id: str, wait_ms: int) -> RunResult | RunState:
+        with ResultWaiter(self._redis, request_id) as waiter:
+            result = waiter.wait(wait_ms)
+        return result if result is not None else self._state(request_id, function_id)
 
     def wait_budget_ms(self, request: RunRequest, function_timeout_ms: int, remaining_ms: int) -> int:
         """The smallest of the caller's timeoutMs, the function's timeout plus a margin, and the

@@ -24,6 +24,9 @@ logger = Logger(service="nanogrid-controller", child=True)
 SUBSCRIBE_CONFIRM_TIMEOUT_S = 2.0
 # After a Redis error, pause this long before subscribing again, so an outage is not a busy loop.
 RECONNECT_PAUSE_S = 0.2
+# The key is also read this often while waiting. A subscription whose connection died without
+# an error (a half-open TCP connection) then costs at most this long, not the whole wait.
+KEY_POLL_INTERVAL_S = 2.0
 
 
 class ResultWaiter:
@@ -49,22 +52,34 @@ class ResultWaiter:
         deadline = time.monotonic() + timeout_ms / 1000
 
         result = self._read_stored()
+        next_poll = time.monotonic() + KEY_POLL_INTERVAL_S
         while result is None and (remaining_s := deadline - time.monotonic()) > 0:
             try:
-                message = self._pubsub.get_message(timeout=remaining_s) if self._pubsub else None
+                message = self._next_message(min(remaining_s, max(0.0, next_poll - time.monotonic())))
             except redis.RedisError as exc:
                 logger.warning("lost the result subscription; subscribing again", extra={"error": str(exc)})
                 self._resubscribe(deadline)
                 result = self._read_stored()
                 continue
             # get_message may return None before the timeout, or a non-data message: only a
-            # published notice is a reason to read the key, and only the deadline ends the wait.
+            # published notice or the poll interval is a reason to read the key, and only the
+            # deadline ends the wait.
             if message is not None and message.get("type") == "message":
                 result = self._read_stored()
+            elif time.monotonic() >= next_poll:
+                result = self._read_stored()
+                next_poll = time.monotonic() + KEY_POLL_INTERVAL_S
 
         if result is None:
             result = self._read_stored()
         return result
+
+    def _next_message(self, timeout_s: float) -> dict | None:
+        if self._pubsub is None:
+            # No subscription after a failed resubscribe: wait by the key poll alone.
+            time.sleep(timeout_s)
+            return None
+        return self._pubsub.get_message(timeout=timeout_s)
 
     def _subscribe(self) -> None:
         self._pubsub = self._redis.pubsub()
