@@ -1,0 +1,47 @@
+# NanoGrid Plus developer targets. `make help` lists them.
+#
+# Every target that needs the virtualenv, Docker or the runtime image runs
+# scripts/setup-local.sh first; it installs what is missing and does nothing otherwise.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+NANOGRID := $(VENV)/bin/nanogrid
+PYTEST := $(VENV)/bin/pytest
+RUNTIME_IMAGE ?= nanogrid/python:3.11
+# Options passed to `nanogrid up`, for example: make up UP_ARGS='--port 18080'
+UP_ARGS ?=
+# Files or folders for pytest, and options added after the defaults below.
+TESTS ?= tests/
+PYTEST_ARGS ?=
+# -ra lists every test that did not pass with its reason; --durations shows the slow ones.
+PYTEST_DEFAULT_ARGS := -ra --strict-markers --durations=10
+
+.PHONY: help setup up test image clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "} {printf "  make %-8s %s\n", $$1, $$2}'
+
+setup: ## Install what is missing: Debian packages, .venv, Docker engine, runtime image
+	@bash scripts/setup-local.sh
+
+up: setup ## Run the local stack in the foreground on 127.0.0.1 (Ctrl-C stops it)
+	$(NANOGRID) up $(UP_ARGS)
+
+# pytest exits 5 when it collected no tests; that is reported as a failure, not a pass.
+test: setup ## Run the tests under tests/ (TESTS=..., PYTEST_ARGS=... to narrow)
+	@set +e; $(PYTEST) $(PYTEST_DEFAULT_ARGS) $(PYTEST_ARGS) $(TESTS); code=$$?; \
+	if [ $$code -eq 5 ]; then \
+		echo "make test: pytest collected no tests from $(TESTS); failing so that an empty run is not taken for a pass" >&2; \
+	fi; \
+	exit $$code
+
+image: ## Build the runtime image RUNTIME_IMAGE (nanogrid/python:3.11) with debootstrap; needs root
+	bash scripts/build-runtime-image.sh $(RUNTIME_IMAGE)
+
+clean: ## Remove local state (.nanogrid: logs, Redis data, worker cache); stops nothing
+	rm -rf .nanogrid
+
+# Later targets go here: bench, soak, sam-build, sam-deploy, ...
