@@ -139,6 +139,9 @@ class LocalStack:
             "NANOGRID_CONCURRENCY": str(self.config.worker_concurrency),
             "NANOGRID_CACHE_DIR": str(self.config.state_dir / "worker-cache"),
             "NANOGRID_VISIBILITY_TIMEOUT_S": str(self.config.visibility_timeout_s),
+            # The worker checks for a stop only between SQS receives. A 20 s long poll outlasts
+            # the 15 s that stop() grants before SIGKILL, so the local worker polls for 5 s.
+            "NANOGRID_POLL_WAIT_S": "5",
             **self.config.extra_worker_env,
         }
         if self.config.runtime_images:
