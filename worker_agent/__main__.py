@@ -18,8 +18,9 @@ from worker_agent.code_cache import CodeCache
 from worker_agent.errors import SettingsError
 from worker_agent.inputs import InputLoader
 from worker_agent.results import ResultStore
-from worker_agent.runner import FunctionRunner
-from worker_agent.sandbox import Sandbox
+from worker_agent.runner import RUNTIME_COMMANDS, FunctionRunner
+from worker_agent.sandbox import LABEL_WORKER_ID, Sandbox
+from worker_agent.warm import ContainerPool, PoolSettings
 from worker_agent.settings import WorkerSettings
 
 logger = logging.getLogger("worker_agent")
@@ -41,8 +42,25 @@ def build_agent(settings: WorkerSettings) -> Agent:
 
     code_cache = CodeCache(s3, settings.code_bucket, settings.cache_dir)
     sandbox = Sandbox(docker_client, settings.cache_dir / "runs")
-    runner = FunctionRunner(settings, code_cache, InputLoader(s3, settings.code_bucket), sandbox)
+    runner = FunctionRunner(settings, code_cache, InputLoader(s3, settings.code_bucket), sandbox, build_pool(settings, docker_client))
     return Agent(settings, sqs, ResultStore(redis_client), runner, docker_client)
+
+
+def build_pool(settings: WorkerSettings, docker_client) -> ContainerPool | None:
+    if settings.warm_idle_s == 0:
+        return None
+    pool_settings = PoolSettings(
+        idle_s=settings.warm_idle_s,
+        prewarm_per_runtime=settings.prewarm_per_runtime,
+        memory_budget_mb=settings.memory_budget_mb,
+        prewarm_memory_mb=settings.prewarm_memory_mb,
+        tmp_size_mb=settings.tmp_size_mb,
+        cpus=settings.cpus,
+        pids_limit=settings.pids_limit,
+        worker_labels={LABEL_WORKER_ID: settings.worker_id},
+    )
+    commands = {name: runtime.resident_command for name, runtime in RUNTIME_COMMANDS.items()}
+    return ContainerPool(docker_client, settings.cache_dir / "resident", pool_settings, settings.runtime_images, commands)
 
 
 def main() -> int:

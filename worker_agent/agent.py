@@ -57,6 +57,7 @@ class Agent:
     def run_forever(self) -> None:
         logger.info("worker started", extra={"queueUrl": self._settings.queue_url, "concurrency": self._settings.concurrency})
         self.remove_orphan_containers()
+        self._runner.start()
 
         while not self._stopping.is_set():
             free_slots = self._acquire_slots()
@@ -64,7 +65,8 @@ class Agent:
             self._dispatch(messages, free_slots)
 
         self._finish_in_flight()
-        logger.info("worker stopped")
+        self._runner.close()
+        logger.info("worker stopped", extra={"pool": self._runner.pool_metrics()})
 
     def stop(self) -> None:
         """Stop taking messages; runs in flight finish. Safe to call from a signal handler."""
@@ -191,6 +193,8 @@ class Agent:
     def _execute(self, job: JobMessage, message: dict) -> RunResult | None:
         """Run the job, or return None to leave the message for a later try."""
         self._results.mark_running(job.request_id, job.function.function_id, self._settings.worker_id)
+        # One line per execution: the fault tests and bench/soak.py count these per requestId.
+        logger.info("run started")
         try:
             return self._runner.run(job)
         except WorkerError as exc:

@@ -25,6 +25,7 @@ class RunCgroup:
         self._driver = driver
         self._version = version
         self._root = root
+        self._peak_fd: int | None = None
 
     @property
     def docker_parent(self) -> str | None:
@@ -60,6 +61,71 @@ class RunCgroup:
             logger.warning("cannot read OOM events", extra={"path": str(path)})
         return 0
 
+    # -- a running container's own cgroup, for resident containers that serve many runs ----
+
+    def reset_peak_memory(self, container_id: str) -> None:
+        """Start a new high-water mark, so the next read covers one run only. cgroup v1 resets
+        on a write to memory.max_usage_in_bytes. On v2, Linux 6.12 and later reset memory.peak
+        only for the file descriptor that wrote it, so that descriptor is kept for the read."""
+        if self.docker_parent is None:
+            return
+        if self._version == "1":
+            _write(self._root / "memory" / PARENT_NAME / self._name / "memory.max_usage_in_bytes", "0")
+            return
+        self._close_peak_fd()
+        try:
+            self._peak_fd = os.open(self._root / PARENT_NAME / self._name / "memory.peak", os.O_RDWR)
+            os.write(self._peak_fd, b"reset\n")
+        except OSError:
+            # NOTE: kernels before 6.12 cannot reset memory.peak; a warm run then reports the
+            # container's peak since it started.
+            self._close_peak_fd()
+
+    def container_peak_memory_bytes(self, container_id: str) -> int | None:
+        if self._peak_fd is not None:
+            try:
+                os.lseek(self._peak_fd, 0, os.SEEK_SET)
+                return int(os.read(self._peak_fd, 64).decode().strip())
+            except (OSError, ValueError):
+                return None
+            finally:
+                self._close_peak_fd()
+        return self.peak_memory_bytes()
+
+    def container_oom_kill_count(self, container_id: str) -> int:
+        """OOM kills so far in the container's own cgroup (v1) or the parent (v2)."""
+        if self.docker_parent is None:
+            return 0
+        if self._version == "1":
+            path = self._root / "memory" / PARENT_NAME / self._name / container_id / "memory.oom_control"
+        else:
+            path = self._root / PARENT_NAME / self._name / "memory.events"
+        try:
+            for line in path.read_text().splitlines():
+                name, _, value = line.partition(" ")
+                if name == "oom_kill":
+                    return int(value)
+        except (OSError, ValueError):
+            pass
+        return 0
+
+    def container_process_count(self, container_id: str) -> int | None:
+        if self.docker_parent is None:
+            return None
+        if self._version == "1":
+            path = self._root / "pids" / PARENT_NAME / self._name / container_id / "pids.current"
+        else:
+            path = self._root / PARENT_NAME / self._name / "pids.current"
+        try:
+            return int(path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _close_peak_fd(self) -> None:
+        if self._peak_fd is not None:
+            os.close(self._peak_fd)
+            self._peak_fd = None
+
     def remove(self) -> None:
         """Remove the parent cgroup in every hierarchy Docker created it in. Call after the
         container is removed, since a cgroup with members cannot be removed."""
@@ -89,3 +155,10 @@ class RunCgroup:
             if folder.is_dir():
                 folders.append(folder)
         return folders
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        logger.warning("cannot write cgroup file", extra={"path": str(path), "error": str(exc)})

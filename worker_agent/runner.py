@@ -23,6 +23,7 @@ from worker_agent.sandbox import (
     SandboxSpec,
 )
 from worker_agent.settings import WorkerSettings
+from worker_agent.warm import ContainerPool
 
 logger = logging.getLogger(__name__)
 
@@ -31,14 +32,19 @@ BOOTSTRAP_DIR = Path(__file__).parent / "runtimes"
 
 @dataclass(frozen=True)
 class RuntimeCommand:
-    """How a runtime starts a function: the command, run in the image the settings name."""
+    """How a runtime starts a function, in the image the settings name: ``command`` runs one
+    call in a fresh container, ``resident_command`` serves many calls in a warm one."""
 
     command: list[str]
+    resident_command: list[str]
 
 
 # A new runtime is an entry here plus an image in NANOGRID_RUNTIME_IMAGES.
 RUNTIME_COMMANDS = {
-    PYTHON_3_11: RuntimeCommand(["python3", "-I", "-u", f"{BOOTSTRAP_MOUNT}/python_bootstrap.py"]),
+    PYTHON_3_11: RuntimeCommand(
+        command=["python3", "-I", "-u", f"{BOOTSTRAP_MOUNT}/python_bootstrap.py"],
+        resident_command=["python3", "-I", "-u", f"{BOOTSTRAP_MOUNT}/python_server.py"],
+    ),
 }
 
 # Exit code 137 is 128 + SIGKILL: the kernel's OOM killer or our own kill at the timeout.
@@ -46,11 +52,32 @@ SIGKILL_EXIT_CODE = 137
 
 
 class FunctionRunner:
-    def __init__(self, settings: WorkerSettings, code_cache: CodeCache, inputs: InputLoader, sandbox: Sandbox):
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        code_cache: CodeCache,
+        inputs: InputLoader,
+        sandbox: Sandbox,
+        pool: ContainerPool | None = None,
+    ):
         self._settings = settings
         self._code_cache = code_cache
         self._inputs = inputs
         self._sandbox = sandbox
+        # With a pool, runs go to warm or prewarmed containers; without, each gets a fresh one.
+        self._pool = pool
+
+    def start(self) -> None:
+        if self._pool is not None:
+            self._pool.start()
+
+    def close(self) -> None:
+        """Remove every warm and prewarmed container."""
+        if self._pool is not None:
+            self._pool.close()
+
+    def pool_metrics(self) -> dict[str, int]:
+        return dict(self._pool.metrics) if self._pool is not None else {}
 
     def run(self, job: JobMessage) -> RunResult:
         """Run the job once. Raise only for retryable platform faults; every other failure
@@ -60,7 +87,10 @@ class FunctionRunner:
         try:
             spec = self._build_spec(job)
             event_json = self._inputs.event_json(job)
-            outcome = self._sandbox.run(spec, event_json)
+            if self._pool is not None:
+                outcome, start_mode = self._pool.run(spec, function.version_id, function.runtime, event_json)
+            else:
+                outcome, start_mode = self._sandbox.run(spec, event_json), "cold"
         except (CodeFetchError, InputFetchError, SandboxError) as exc:
             if exc.retryable:
                 raise
@@ -72,6 +102,7 @@ class FunctionRunner:
             update={
                 "worker_id": self._settings.worker_id,
                 "version_id": function.version_id,
+                "start_mode": start_mode,
                 "started_at_ms": started_at_ms,
                 "finished_at_ms": now_ms(),
             }

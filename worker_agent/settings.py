@@ -21,6 +21,10 @@ ENV_RUNTIME_IMAGES = "NANOGRID_RUNTIME_IMAGES"
 ENV_PIDS_LIMIT = "NANOGRID_PIDS_LIMIT"
 ENV_TMP_SIZE_MB = "NANOGRID_TMP_SIZE_MB"
 ENV_CPUS = "NANOGRID_CPUS"
+ENV_WARM_IDLE_S = "NANOGRID_WARM_IDLE_S"
+ENV_PREWARM_PER_RUNTIME = "NANOGRID_PREWARM_PER_RUNTIME"
+ENV_MEMORY_BUDGET_MB = "NANOGRID_MEMORY_BUDGET_MB"
+ENV_PREWARM_MEMORY_MB = "NANOGRID_PREWARM_MEMORY_MB"
 ENV_POLL_WAIT_S = "NANOGRID_POLL_WAIT_S"
 ENV_VISIBILITY_TIMEOUT_S = "NANOGRID_VISIBILITY_TIMEOUT_S"
 ENV_STOP_GRACE_S = "NANOGRID_STOP_GRACE_S"
@@ -53,6 +57,15 @@ class WorkerSettings:
     # Seconds a received message stays hidden from other workers while this one runs it.
     visibility_timeout_s: int = 60
     stop_grace_s: int = 30
+    # Seconds an idle warm container is kept for the next run of its function version; 0 starts
+    # a new container for every run and removes it afterwards.
+    warm_idle_s: int = 300
+    # Started containers per runtime that wait, holding no function yet, for a first run.
+    prewarm_per_runtime: int = 1
+    # Memory limits of all containers of this worker, busy or idle, added up; idle ones are
+    # evicted, least recently used first, to stay under it.
+    memory_budget_mb: int = 2048
+    prewarm_memory_mb: int = 128
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> WorkerSettings:
@@ -75,6 +88,10 @@ class WorkerSettings:
             ENV_POLL_WAIT_S: ("poll_wait_s", 1, MAX_POLL_WAIT_S),
             ENV_VISIBILITY_TIMEOUT_S: ("visibility_timeout_s", 5, 43_200),
             ENV_STOP_GRACE_S: ("stop_grace_s", 0, 3600),
+            ENV_WARM_IDLE_S: ("warm_idle_s", 0, 86_400),
+            ENV_PREWARM_PER_RUNTIME: ("prewarm_per_runtime", 0, 64),
+            ENV_MEMORY_BUDGET_MB: ("memory_budget_mb", 32, 1_048_576),
+            ENV_PREWARM_MEMORY_MB: ("prewarm_memory_mb", 32, 4096),
         }
         if env.get(ENV_CPUS):
             values["cpus"] = _cpus(env[ENV_CPUS])

@@ -160,6 +160,9 @@ class RunResult(WireModel):
     peak_memory_mb: float | None = Field(default=None, alias="peakMemoryMB")
     version_id: str | None = None
     worker_id: str | None = None
+    # How the container was had: "cold" (started for this run), "prewarmed" (started ahead of
+    # time, function loaded for this run) or "warm" (function already loaded by an earlier run).
+    start_mode: str | None = None
     started_at_ms: int | None = None
     finished_at_ms: int | None = None
 
