@@ -31,21 +31,23 @@ EXIT_BOOTSTRAP_ERROR = 70
 class Context:
     """Lambda-style context object passed to ``handler``."""
 
-    def __init__(self):
+    def __init__(self, deadline_ms=None):
         self.aws_request_id = os.environ.get("NANOGRID_REQUEST_ID", "")
         self.request_id = self.aws_request_id
         self.function_name = os.environ.get("NANOGRID_FUNCTION_ID", "")
         self.function_version = os.environ.get("NANOGRID_VERSION_ID", "")
         self.memory_limit_in_mb = int(os.environ.get("NANOGRID_MEMORY_MB", "0"))
-        self._deadline_ms = int(os.environ.get("NANOGRID_DEADLINE_MS", "0"))
+        if deadline_ms is None:
+            deadline_ms = int(os.environ.get("NANOGRID_DEADLINE_MS", "0"))
+        self._deadline_ms = deadline_ms
 
     def get_remaining_time_in_millis(self):
         return max(0, self._deadline_ms - time.time_ns() // 1_000_000)
 
 
-def defines_handler(source):
+def defines_handler(source, path=MAIN_PATH):
     """Tell whether the module's top level binds the name ``handler``, without running it."""
-    for node in ast.parse(source, MAIN_PATH).body:
+    for node in ast.parse(source, path).body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "handler":
             return True
         if isinstance(node, ast.Assign):

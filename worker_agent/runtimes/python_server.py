@@ -14,7 +14,6 @@ Runtime to worker: b"H" hello {"pid"}, b"D" loaded {"mode"} or load error {"erro
 b"O" stdout bytes, b"E" stderr bytes, b"V" the handler's JSON value, b"X" exit {"exitCode"}.
 """
 
-import ast
 import importlib.util
 import json
 import os
@@ -31,22 +30,11 @@ TASK_DIR = "/var/task"
 MAX_RESULT_BYTES = int(os.environ.get("NANOGRID_MAX_RESULT_BYTES", str(1024 * 1024)))
 HEADER = struct.Struct(">cI")
 
+# The one-shot bootstrap beside this file holds what both runtimes share.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from python_bootstrap import Context, defines_handler, print_user_traceback  # noqa: E402
+
 EXIT_HANDLER_ERROR = 1
-
-
-class Context:
-    """Lambda-style context object passed to ``handler``."""
-
-    def __init__(self, deadline_ms):
-        self.aws_request_id = os.environ.get("NANOGRID_REQUEST_ID", "")
-        self.request_id = self.aws_request_id
-        self.function_name = os.environ.get("NANOGRID_FUNCTION_ID", "")
-        self.function_version = os.environ.get("NANOGRID_VERSION_ID", "")
-        self.memory_limit_in_mb = int(os.environ.get("NANOGRID_MEMORY_MB", "0"))
-        self._deadline_ms = deadline_ms
-
-    def get_remaining_time_in_millis(self):
-        return max(0, self._deadline_ms - time.time_ns() // 1_000_000)
 
 
 def send_frame(sock, kind, payload):
@@ -66,30 +54,6 @@ def recv_exact(sock, size):
 def recv_frame(sock):
     kind, length = HEADER.unpack(recv_exact(sock, HEADER.size))
     return kind, recv_exact(sock, length)
-
-
-def defines_handler(source, path):
-    """Tell whether the module's top level binds the name ``handler``, without running it."""
-    for node in ast.parse(source, path).body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "handler":
-            return True
-        if isinstance(node, ast.Assign):
-            if any(isinstance(t, ast.Name) and t.id == "handler" for t in node.targets):
-                return True
-        if isinstance(node, (ast.ImportFrom, ast.Import)):
-            if any((alias.asname or alias.name) == "handler" for alias in node.names):
-                return True
-    return False
-
-
-def print_user_traceback(exc):
-    """Print the traceback without this runtime's own frames, as Lambda does."""
-    summary = traceback.TracebackException.from_exception(exc)
-    user_frames = [frame for frame in summary.stack if frame.filename.startswith(TASK_DIR + "/")]
-    summary.stack = traceback.StackSummary.from_list(user_frames)
-    if user_frames:
-        print("Traceback (most recent call last):", file=sys.stderr)
-    print("".join(summary.format()).replace("Traceback (most recent call last):\n", "", 1), end="", file=sys.stderr)
 
 
 class Function:
