@@ -12,6 +12,7 @@ import hmac
 import json
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -132,6 +133,10 @@ def create_app() -> APIGatewayHttpResolver:
         svc = services()
         checks = {"redis": _check(svc.redis.ping), "sqs": _check(lambda: svc.sqs.get_queue_attributes(
             QueueUrl=svc.settings.queue_url, AttributeNames=["ApproximateNumberOfMessages"]))}
+        # ?deep=1 adds the hand-off that a result notice takes: SUBSCRIBE, PUBLISH, delivery.
+        if _query_flag(app, "deep"):
+            checks["pubsub"] = _check(lambda: _pubsub_round_trip(svc.redis)) if checks["redis"]["ok"] else {
+                "ok": False, "error": "skipped, because the redis check failed"}
         healthy = all(check["ok"] for check in checks.values())
         return _json(HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE, {"ok": healthy, "checks": checks})
 
@@ -255,6 +260,29 @@ def _check(probe) -> dict:
     except Exception as exc:  # noqa: BLE001 - health reports every failure as data
         return {"ok": False, "latencyMs": round((time.perf_counter() - started) * 1000, 1), "error": str(exc)}
     return {"ok": True, "latencyMs": round((time.perf_counter() - started) * 1000, 1)}
+
+
+def _pubsub_round_trip(redis_client, timeout_s: float = 2.0) -> None:
+    """Subscribe to a fresh channel, publish once and wait for delivery; raise TimeoutError if
+    either step is not confirmed within timeout_s."""
+    channel = f"nanogrid:health:{uuid.uuid4()}"
+    pubsub = redis_client.pubsub()
+    try:
+        pubsub.subscribe(channel)
+        _wait_for_pubsub(pubsub, "subscribe", timeout_s, f"no confirmation of SUBSCRIBE {channel}")
+        receivers = redis_client.publish(channel, "ping")
+        _wait_for_pubsub(pubsub, "message", timeout_s, f"PUBLISH {channel} reached {receivers} subscriber(s), but nothing arrived")
+    finally:
+        pubsub.close()
+
+
+def _wait_for_pubsub(pubsub, message_type: str, timeout_s: float, error: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (remaining_s := deadline - time.monotonic()) > 0:
+        message = pubsub.get_message(timeout=remaining_s)
+        if message is not None and message.get("type") == message_type:
+            return
+    raise TimeoutError(f"{error} within {timeout_s} s")
 
 
 def _run_response(outcome) -> Response:
