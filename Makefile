@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 # -ra lists every test that did not pass with its reason; --durations shows the slow ones.
 PYTEST_DEFAULT_ARGS := -ra --strict-markers --durations=10
 
-.PHONY: help setup up test image clean
+.PHONY: help setup sam-setup up test image clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -27,11 +27,14 @@ help: ## List the targets
 setup: ## Install what is missing: Debian packages, .venv, Docker engine, runtime image
 	@bash scripts/setup-local.sh
 
+sam-setup: setup ## Install SAM CLI and cfn-lint into .venv-sam and build the offline Lambda base image
+	@bash scripts/install-sam.sh </dev/null
+
 up: setup ## Run the local stack in the foreground on 127.0.0.1 (Ctrl-C stops it)
 	$(NANOGRID) up $(UP_ARGS)
 
 # pytest exits 5 when it collected no tests; that is reported as a failure, not a pass.
-test: setup ## Run the tests under tests/ (TESTS=..., PYTEST_ARGS=... to narrow)
+test: setup sam-setup ## Run the tests under tests/ (TESTS=..., PYTEST_ARGS=... to narrow)
 	@set +e; $(PYTEST) $(PYTEST_DEFAULT_ARGS) $(PYTEST_ARGS) $(TESTS); code=$$?; \
 	if [ $$code -eq 5 ]; then \
 		echo "make test: pytest collected no tests from $(TESTS); failing so that an empty run is not taken for a pass" >&2; \
