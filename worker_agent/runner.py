@@ -97,8 +97,7 @@ class FunctionRunner:
             logger.error("run failed on the platform side", extra={"error": str(exc)})
             return self._error_result(job, str(exc), started_at_ms)
 
-        result = fit_result_size(classify(outcome, job), limits.MAX_RUN_RESULT_JSON_BYTES)
-        return result.model_copy(
+        result = classify(outcome, job).model_copy(
             update={
                 "worker_id": self._settings.worker_id,
                 "version_id": function.version_id,
@@ -107,6 +106,8 @@ class FunctionRunner:
                 "finished_at_ms": now_ms(),
             }
         )
+        # Fitted last, so the fields set above count against the size limit too.
+        return fit_result_size(result, limits.MAX_RUN_RESULT_JSON_BYTES)
 
     def _build_spec(self, job: JobMessage) -> SandboxSpec:
         function = job.function
