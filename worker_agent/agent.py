@@ -27,12 +27,15 @@ from worker_agent.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
 
-# A job that failed on retryable platform faults this many times gets a final ERROR result.
+# A job that failed on retryable platform faults this many times gets a final ERROR result,
+# or fewer when the queue's redrive policy moves the message to the DLQ sooner.
 MAX_RECEIVES = 5
 # Backoff between tries to hand a result to Redis while the message stays in SQS.
 STORE_RETRY_DELAYS_S = (0.2, 0.5, 1, 2, 5)
 # Seconds to pause polling after SQS itself fails, so an outage does not spin the loop.
 POLL_ERROR_PAUSE_S = 2
+# Seconds to wait, after the stop grace period, for cut-short runs to give their messages back.
+ABANDON_WAIT_S = 15
 
 
 class Agent:
@@ -52,11 +55,16 @@ class Agent:
         self._pool = ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="run")
         self._slots = threading.BoundedSemaphore(settings.concurrency)
         self._stopping = threading.Event()
+        # Set when the stop grace period ends with runs in flight: their containers are removed,
+        # so what they return says nothing about the function and must not become its result.
+        self._abandoning = threading.Event()
         self._in_flight: set[Future] = set()
+        self._max_receives = MAX_RECEIVES
 
     def run_forever(self) -> None:
         logger.info("worker started", extra={"queueUrl": self._settings.queue_url, "concurrency": self._settings.concurrency})
         self.remove_orphan_containers()
+        self._max_receives = self._read_max_receives()
         self._runner.start()
 
         while not self._stopping.is_set():
@@ -105,6 +113,7 @@ class Agent:
     def _dispatch(self, messages: list[dict], slots_taken: int) -> None:
         for message in messages:
             if self._stopping.is_set():
+                logger.info("stopping: returning a received message to the queue", extra={"messageId": message.get("MessageId")})
                 self._release_message(message)
                 self._slots.release()
                 continue
@@ -150,6 +159,10 @@ class Agent:
         try:
             result = self._execute(job, message)
             if result is None:
+                return
+            if self._abandoning.is_set():
+                logger.warning("stop grace period over; returning the message to the queue without a result")
+                self._release_message(message)
                 return
             if not self._deliver(result):
                 return
@@ -199,7 +212,7 @@ class Agent:
             return self._runner.run(job)
         except WorkerError as exc:
             receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-            if receives < MAX_RECEIVES:
+            if receives < self._max_receives:
                 logger.warning("retryable platform fault; the message will be delivered again", extra={"error": str(exc), "receiveCount": receives})
                 return None
             logger.error("platform fault on every try; giving up", extra={"error": str(exc), "receiveCount": receives})
@@ -248,14 +261,15 @@ class Agent:
         """Answer a message that can never run: an ERROR result when its requestId can be read,
         then delete it so it does not circle the queue."""
         request_id, function_id = _read_ids(message.get("Body", ""))
+        reason = _describe_invalid(error)
         with logs.run_context(requestId=request_id, functionId=function_id):
-            logger.error("invalid job message; deleting it", extra={"error": str(error).splitlines()[0]})
+            logger.error("invalid job message; deleting it", extra={"error": reason})
             if request_id:
                 result = RunResult(
                     request_id=request_id,
                     function_id=function_id or "",
                     status=RunStatus.ERROR,
-                    error_message=f"the job message is invalid and was not run: {str(error).splitlines()[0]}",
+                    error_message=f"the job message is invalid and was not run: {reason}",
                     worker_id=self._settings.worker_id,
                 )
                 if not self._deliver(result):
@@ -271,14 +285,31 @@ class Agent:
             logger.warning("removing leftover container", extra={"containerId": container.id[:12]})
             container.remove(force=True)
 
+    def _read_max_receives(self) -> int:
+        """Return the receive count at which a job failing on platform faults gets its final
+        result: at most the queue's maxReceiveCount, because SQS moves the message to the DLQ
+        on the receive after that one and the caller would never get a result."""
+        try:
+            attributes = self._sqs.get_queue_attributes(QueueUrl=self._settings.queue_url, AttributeNames=["RedrivePolicy"])
+            policy = json.loads(attributes.get("Attributes", {}).get("RedrivePolicy") or "{}")
+            max_receive_count = int(policy.get("maxReceiveCount", MAX_RECEIVES))
+        except (BotoCoreError, ClientError, ValueError) as exc:
+            logger.warning("cannot read the queue's redrive policy; giving up on platform faults after the default count",
+                           extra={"error": str(exc), "maxReceives": MAX_RECEIVES})
+            return MAX_RECEIVES
+        return max(1, min(MAX_RECEIVES, max_receive_count))
+
     def _finish_in_flight(self) -> None:
         in_flight = set(self._in_flight)
         logger.info("stopping: waiting for runs in flight", extra={"runs": len(in_flight), "graceS": self._settings.stop_grace_s})
         _, unfinished = wait(in_flight, timeout=self._settings.stop_grace_s)
         if unfinished:
             # Their messages stay undeleted, so SQS delivers them again after the visibility timeout.
-            logger.warning("grace period over; leaving unfinished runs to be delivered again", extra={"runs": len(unfinished)})
+            logger.warning("grace period over; returning unfinished runs to the queue", extra={"runs": len(unfinished)})
+            self._abandoning.set()
             self.remove_orphan_containers()
+            # With their containers gone the runs end soon and give their messages back.
+            wait(unfinished, timeout=ABANDON_WAIT_S)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
@@ -326,6 +357,13 @@ def _release_quietly(lock) -> None:
     except (redis.exceptions.LockError, redis.RedisError) as exc:
         # The lock expires by itself; a failed release only delays a redelivered copy.
         logger.warning("cannot release the run lock", extra={"error": str(exc)})
+
+
+def _describe_invalid(error: ValidationError) -> str:
+    """Name the first invalid field and why, such as "schemaVersion: Input should be 1"."""
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first["loc"])
+    return f"{location}: {first['msg']}" if location else first["msg"]
 
 
 def _read_ids(body: str) -> tuple[str | None, str | None]:
