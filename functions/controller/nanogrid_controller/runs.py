@@ -22,7 +22,13 @@ from nanogrid_protocol import (
     now_ms,
 )
 
-from nanogrid_controller.errors import DependencyUnavailable, IdempotencyKeyReused, PayloadTooLarge, RunNotFound
+from nanogrid_controller.errors import (
+    ControllerError,
+    DependencyUnavailable,
+    IdempotencyKeyReused,
+    PayloadTooLarge,
+    RunNotFound,
+)
 from nanogrid_controller.registry import FunctionRegistry
 from nanogrid_controller.settings import ControllerSettings
 from nanogrid_controller.waiter import ResultWaiter
@@ -30,6 +36,16 @@ from nanogrid_controller.waiter import ResultWaiter
 # The same service as the parent Logger in app.py: without it, a child takes its name from
 # POWERTOOLS_SERVICE_NAME and, where that is unset, raises OrphanedChildLoggerError.
 logger = Logger(service="nanogrid-controller", child=True)
+
+# Delete KEYS[1] only while its record names the requestId ARGV[1] (a JSON string), so a
+# binding that expired and was taken over by another request stays.
+RELEASE_IDEMPOTENCY_KEY_LUA = """
+local record = redis.call('GET', KEYS[1])
+if record and string.find(record, '"requestId": ' .. ARGV[1], 1, true) then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 
 class RunService:
@@ -61,17 +77,24 @@ class RunService:
                 return self._await_existing(first_request_id, function.function_id, wait_ms if wait else 0)
         logger.thread_safe_append_keys(requestId=request_id, functionId=function.function_id)
 
-        job = self._build_job(request_id, function, request.input_data)
+        try:
+            job = self._build_job(request_id, function, request.input_data)
 
-        if not wait:
-            self._store_queued(job)
-            self._send(job)
-            return self._state(request_id, function.function_id)
+            if not wait:
+                self._store_queued(job)
+                self._send(job)
+                return self._state(request_id, function.function_id)
 
-        with ResultWaiter(self._redis, request_id) as waiter:
-            self._store_queued(job)
-            self._send(job)
-            result = waiter.wait(wait_ms)
+            with ResultWaiter(self._redis, request_id) as waiter:
+                self._store_queued(job)
+                self._send(job)
+                result = waiter.wait(wait_ms)
+        except ControllerError:
+            # Nothing was queued, because every step that raises comes before or is the send.
+            # A retry with the same key must start a run, not wait for this one.
+            if idempotency_key is not None:
+                self._release_idempotency_key(idempotency_key, request, request_id)
+            raise
 
         if result is not None:
             logger.info("run finished", extra={"status": result.status.value, "durationMillis": result.duration_millis})
@@ -101,6 +124,17 @@ class RunService:
                 requestId=existing["requestId"],
             )
         return existing["requestId"]
+
+    def _release_idempotency_key(self, idempotency_key: str, request: RunRequest, request_id: str) -> None:
+        """Delete the key's binding if it still points at request_id."""
+        key_sha256 = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()
+        redis_key = keys.idempotency_key(request.function_id, key_sha256)
+        try:
+            self._redis.eval(RELEASE_IDEMPOTENCY_KEY_LUA, 1, redis_key, json.dumps(request_id))
+        except redis.RedisError as exc:
+            # NOTE: the binding then stays until it expires, and a retry with this key gets a
+            # run that was never queued (202, then QUEUED until RESULT_TTL_S).
+            logger.warning("cannot release the Idempotency-Key of a run that was not queued", extra={"error": str(exc)})
 
     def _await_existing(self, request_id: str, function_id: str, wait_ms: int) -> RunResult | RunState:
         with ResultWaiter(self._redis, request_id) as waiter:
