@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 
 import redis
@@ -39,6 +40,8 @@ logger = Logger(service="nanogrid-controller", child=True)
 
 # Delete KEYS[1] only while its record names the requestId ARGV[1] (a JSON string), so a
 # binding that expired and was taken over by another request stays.
+# Pauses between tries to release a key after a failed start; None marks the last try.
+RELEASE_RETRY_DELAYS_S = (0.2, 0.5, 1.0, 2.0, None)
 RELEASE_IDEMPOTENCY_KEY_LUA = """
 local record = redis.call('GET', KEYS[1])
 if record and string.find(record, '"requestId": ' .. ARGV[1], 1, true) then
@@ -129,12 +132,18 @@ class RunService:
         """Delete the key's binding if it still points at request_id."""
         key_sha256 = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()
         redis_key = keys.idempotency_key(request.function_id, key_sha256)
-        try:
-            self._redis.eval(RELEASE_IDEMPOTENCY_KEY_LUA, 1, redis_key, json.dumps(request_id))
-        except redis.RedisError as exc:
-            # NOTE: the binding then stays until it expires, and a retry with this key gets a
-            # run that was never queued (202, then QUEUED until RESULT_TTL_S).
-            logger.warning("cannot release the Idempotency-Key of a run that was not queued", extra={"error": str(exc)})
+        # The failure that brought us here is often Redis itself, restarting, so try a few times.
+        for delay_s in RELEASE_RETRY_DELAYS_S:
+            try:
+                self._redis.eval(RELEASE_IDEMPOTENCY_KEY_LUA, 1, redis_key, json.dumps(request_id))
+                return
+            except redis.RedisError as exc:
+                logger.warning("cannot release the Idempotency-Key of a run that was not queued",
+                               extra={"error": str(exc), "retryInS": delay_s})
+                if delay_s is not None:
+                    time.sleep(delay_s)
+        # NOTE: the binding then stays until it expires, and a retry with this key gets a run
+        # that was never queued (202, then QUEUED until RESULT_TTL_S).
 
     def _await_existing(self, request_id: str, function_id: str, wait_ms: int) -> RunResult | RunState:
         with ResultWaiter(self._redis, request_id) as waiter:
