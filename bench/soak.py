@@ -370,7 +370,11 @@ def main() -> int:
     }
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(details, indent=2) + "\n")
-    return 1 if lost or duplicated else 0
+    if lost or duplicated:
+        print(f"logs kept in {config.log_dir}", file=sys.stderr)
+        return 1
+    shutil.rmtree(state_dir, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":
