@@ -350,6 +350,10 @@ class ContainerPool:
 
     def close(self) -> None:
         self._closed.set()
+        # A prewarm in progress discards its container once it sees _closed. Wait for it, because
+        # a daemon thread cut off at process exit would leave that container behind.
+        if self._maintainer.is_alive():
+            self._maintainer.join()
         with self._lock:
             containers = [c for group in (*self._idle.values(), *self._prewarmed.values()) for c in group]
             containers += list(self._busy)
