@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -202,11 +203,19 @@ def runtime_image(docker_client) -> str:
 
 
 @pytest.fixture
-def worker_settings(redis_url, queue_url, code_bucket, runtime_image, tmp_path):
+def worker_cache_dir():
+    """A short cache folder: the warm pool binds Unix sockets below it, and a socket path may
+    have at most 107 bytes on Linux, which a folder below pytest's tmp_path can exceed."""
+    folder = Path(tempfile.mkdtemp(prefix="ngw-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def worker_settings(redis_url, queue_url, code_bucket, runtime_image, worker_cache_dir):
     from worker_agent.settings import WorkerSettings
 
-    cache_dir = tmp_path / "worker-cache"
-    cache_dir.mkdir()
+    cache_dir = worker_cache_dir
     return WorkerSettings(
         redis_url=redis_url,
         queue_url=queue_url,
@@ -242,6 +251,7 @@ def start_agent(worker_settings, moto_url, docker_client):
     moto_url sets up.
     """
     from worker_agent.__main__ import build_agent
+    from worker_agent.sandbox import LABEL_MANAGED, LABEL_WORKER_ID
 
     started: list[RunningAgent] = []
 
@@ -258,3 +268,5 @@ def start_agent(worker_settings, moto_url, docker_client):
         running.stop()
     for running in started:
         assert not running.thread.is_alive(), "the worker agent did not stop within 60 s"
+    filters = {"label": [f"{LABEL_MANAGED}=true", f"{LABEL_WORKER_ID}={worker_settings.worker_id}"]}
+    assert docker_client.containers.list(all=True, filters=filters) == [], "the stopped agent left containers"
