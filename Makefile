@@ -12,13 +12,15 @@ PYTEST := $(VENV)/bin/pytest
 RUNTIME_IMAGE ?= nanogrid/python:3.11
 # Options passed to `nanogrid up`, for example: make up UP_ARGS='--port 18080'
 UP_ARGS ?=
+# Runs for `make soak`; the short soak inside `make test` uses SHORT_SOAK_RUNS (300).
+SOAK_RUNS ?= 2000
 # Files or folders for pytest, and options added after the defaults below.
 TESTS ?= tests/
 PYTEST_ARGS ?=
 # -ra lists every test that did not pass with its reason; --durations shows the slow ones.
 PYTEST_DEFAULT_ARGS := -ra --strict-markers --durations=10
 
-.PHONY: help setup sam-setup up test image clean
+.PHONY: help setup sam-setup up test soak image clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -40,6 +42,9 @@ test: setup sam-setup ## Run the tests under tests/ (TESTS=..., PYTEST_ARGS=... 
 		echo "make test: pytest collected no tests from $(TESTS); failing so that an empty run is not taken for a pass" >&2; \
 	fi; \
 	exit $$code
+
+soak: setup ## Drive SOAK_RUNS runs (2000) through a local stack while killing a worker and restarting Redis
+	SOAK_RUNS=$(SOAK_RUNS) $(VENV)/bin/python bench/soak.py --runs $(SOAK_RUNS)
 
 image: ## Build the runtime image RUNTIME_IMAGE (nanogrid/python:3.11) with debootstrap; needs root
 	bash scripts/build-runtime-image.sh $(RUNTIME_IMAGE)

@@ -100,7 +100,7 @@ class ResidentContainer:
             folder.chmod(0o755)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         socket_path = self._io_dir / CONTROL_SOCKET
-        listener.bind(str(socket_path))
+        _bind_unix(listener, socket_path)
         socket_path.chmod(0o666)
         listener.listen(1)
         listener.settimeout(START_TIMEOUT_S)
@@ -305,6 +305,16 @@ class ResidentContainer:
             return bool(self._container.attrs.get("State", {}).get("OOMKilled"))
         except (docker.errors.APIError, requests.exceptions.RequestException, AttributeError):
             return False
+
+
+def _bind_unix(listener: socket.socket, path: Path) -> None:
+    """Bind a Unix socket at path, however long. A socket address holds at most 107 bytes, so
+    a deep cache folder is reached through /proc/self/fd, which names it in a few bytes."""
+    folder_fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
+    try:
+        listener.bind(f"/proc/self/fd/{folder_fd}/{path.name}")
+    finally:
+        os.close(folder_fd)
 
 
 class ContainerPool:
