@@ -129,6 +129,9 @@ class ResidentContainer:
                 security_opt=["no-new-privileges"],
                 cgroup_parent=self._cgroup.docker_parent,
                 log_config={"type": "none"},
+                # The runtime exits when the worker's socket closes, so a worker that dies
+                # leaves no container behind: Docker removes it on exit.
+                auto_remove=True,
             )
             self._container.start()
             self._conn, _ = listener.accept()
@@ -234,6 +237,10 @@ class ResidentContainer:
                 self._container.remove(force=True)
             except docker.errors.NotFound:
                 pass
+            except docker.errors.APIError as exc:
+                # 409: Docker is already removing it (auto_remove after the runtime exited).
+                if exc.status_code != 409:
+                    logger.warning("cannot remove resident container", extra={"containerId": self.container_id[:12], "error": str(exc)})
             except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
                 logger.warning("cannot remove resident container", extra={"containerId": self.container_id[:12], "error": str(exc)})
             self._container = None

@@ -267,7 +267,8 @@ def main():
     while True:
         try:
             kind, payload = recv_frame(sock)
-        except EOFError:
+        except (EOFError, OSError):
+            # The worker is gone; exiting lets Docker remove this container.
             return 0
         if kind == b"L":
             function.load_capturing_output()
