@@ -214,7 +214,7 @@ def test_input_200kib_inline(controller, echo_function, sqs_client, queue_url, s
 
 @pytest.mark.docker
 @pytest.mark.parametrize("size_bytes", [256 * 1024 + 1, limits.MAX_INPUT_BYTES], ids=["256kib_plus_1", "max_input"])
-def test_input_claim_check_full(controller, echo_function, start_agent, s3_client, code_bucket, size_bytes):
+def test_input_claim_check_full(controller, echo_function, start_agent, s3_client, code_bucket, redis_client, size_bytes):
     input_data = input_of_size(size_bytes)
     start_agent()
 
@@ -225,6 +225,7 @@ def test_input_claim_check_full(controller, echo_function, start_agent, s3_clien
     assert body["status"] == "SUCCESS", body.get("stderr")
     assert body["result"] == {"sizeBytes": size_bytes, "sha256": compact_sha256(input_data)}
     assert len(stored) == size_bytes
+    assert limits.RESULT_TTL_S - 60 < redis_client.ttl(keys.run_result_key(body["requestId"])) <= limits.RESULT_TTL_S
 
 
 def test_input_2mib_goes_to_s3(controller, echo_function, sqs_client, queue_url, s3_client, code_bucket):

@@ -602,3 +602,40 @@ def test_broken_code_failed(caller, case):
     for expected in expected_lines:
         assert expected in result.stderr
     assert result.result is None
+
+
+def test_handler_result_over_limit(caller):
+    source = f"def handler(event, context):\n    return 'r' * {limits.MAX_RESULT_BYTES}\n"
+
+    result, _, _ = caller.run(source)
+
+    # The JSON string adds two quotes, so the value is two bytes over the limit.
+    assert result.status is RunStatus.FAILED
+    assert result.result is None
+    assert f"more than the limit of {limits.MAX_RESULT_BYTES} bytes" in result.stderr
+    assert result.error_message == "the function exited with code 1; see stderr"
+
+
+def test_cpu_quota_one_cpu(caller, worker_settings):
+    # cgroup v1 splits the quota into period and quota files; cgroup v2 writes "quota period".
+    source = """
+import os
+def read(path):
+    return open(path).read().strip() if os.path.exists(path) else None
+def handler(event, context):
+    return {
+        "v1Quota": read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") or read("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us"),
+        "v1Period": read("/sys/fs/cgroup/cpu/cpu.cfs_period_us") or read("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us"),
+        "v2Max": read("/sys/fs/cgroup/cpu.max"),
+    }
+"""
+
+    result, _, _ = caller.run(source)
+    quota = result.result
+
+    assert result.status is RunStatus.SUCCESS, result.stderr
+    if quota["v1Quota"] is not None:
+        assert int(quota["v1Quota"]) / int(quota["v1Period"]) == worker_settings.cpus
+    else:
+        max_us, period_us = quota["v2Max"].split()
+        assert int(max_us) / int(period_us) == worker_settings.cpus
