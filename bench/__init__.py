@@ -1,0 +1,1 @@
+"""Benchmarks of NanoGrid Plus; bench/run.py is the entry point."""
