@@ -14,13 +14,15 @@ RUNTIME_IMAGE ?= nanogrid/python:3.11
 UP_ARGS ?=
 # Runs for `make soak`; the short soak inside `make test` uses SHORT_SOAK_RUNS (300).
 SOAK_RUNS ?= 2000
+# Options for bench/run.py, for example: make bench BENCH_ARGS='--no-plot'
+BENCH_ARGS ?=
 # Files or folders for pytest, and options added after the defaults below.
 TESTS ?= tests/
 PYTEST_ARGS ?=
 # -ra lists every test that did not pass with its reason; --durations shows the slow ones.
 PYTEST_DEFAULT_ARGS := -ra --strict-markers --durations=10
 
-.PHONY: help setup sam-setup up test soak image clean
+.PHONY: help setup sam-setup up test bench soak image clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -42,6 +44,10 @@ test: setup sam-setup ## Run the tests under tests/ (TESTS=..., PYTEST_ARGS=... 
 		echo "make test: pytest collected no tests from $(TESTS); failing so that an empty run is not taken for a pass" >&2; \
 	fi; \
 	exit $$code
+
+bench: setup ## Measure fast runs and the controller's cold start against a floor (about 2 min)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 soak: setup ## Drive SOAK_RUNS runs (2000) through a local stack while killing a worker and restarting Redis
 	SOAK_RUNS=$(SOAK_RUNS) $(VENV)/bin/python bench/soak.py --runs $(SOAK_RUNS)
