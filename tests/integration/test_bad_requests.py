@@ -7,19 +7,15 @@ Every response is JSON with a stable ``code``. A rejected upload stores nothing 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import http.client
 import io
 import json
 import os
-import shutil
 import stat
 import struct
-import tempfile
 import threading
 import zipfile
-from pathlib import Path
 
 import pytest
 from nanogrid.local_front import LambdaContext, build_event, serve
@@ -59,15 +55,6 @@ class Controller:
             event = build_event(method, path, all_headers, data, "127.0.0.1")
         response = controller_app.lambda_handler(event, LambdaContext(29_000))
         return response["statusCode"], json.loads(response["body"]), response.get("headers") or {}
-
-
-@pytest.fixture
-def worker_settings(worker_settings):
-    """The shared worker settings with a short cache folder: warm containers keep a Unix socket
-    below it, and a socket path has at most 107 bytes, less than pytest's tmp_path leaves."""
-    cache_dir = Path(tempfile.mkdtemp(prefix="ngb-", dir="/tmp"))
-    yield dataclasses.replace(worker_settings, cache_dir=cache_dir)
-    shutil.rmtree(cache_dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -130,9 +117,11 @@ def compact_sha256(data: dict) -> str:
         (b'{"functionId": "bad-req-echo", "inputData": [1, 2]}', "inputData", "inputData"),
         (b'{"functionId": "bad-req-echo", "inputData": "text"}', "inputData", "inputData"),
         (b'{"functionId": "bad-req-echo", "input": {}}', "input", "Extra inputs are not permitted"),
+        (b'{"functionId": "bad-req-echo", "timeoutMs": 0}', "timeoutMs", "greater than or equal to 1"),
+        (b'{"functionId": "bad-req-echo", "timeoutMs": 900001}', "timeoutMs", "less than or equal to 900000"),
     ],
     ids=["malformed_json", "not_object", "missing_function_id", "function_id_spaces", "function_id_too_long",
-         "function_id_number", "input_list", "input_string", "unknown_field"],
+         "function_id_number", "input_list", "input_string", "unknown_field", "wait_below", "wait_above"],
 )
 def test_run_rejects_bad_body(controller, raw_body, field, message):
     status, body, _ = controller.call("POST", "/run", raw_body=raw_body)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 import threading
 import time
 import uuid
@@ -92,15 +90,8 @@ def worker_settings(request, worker_settings):
     """The shared worker settings in each start mode: a new container per run (cold), or
     resident containers reused across runs of one function version (warm)."""
     if request.param == "cold":
-        yield dataclasses.replace(worker_settings, warm_idle_s=0)
-        return
-    # A short cache folder: the control socket lives below it, and a Unix socket path has at
-    # most 107 bytes, less than pytest's tmp_path leaves room for.
-    cache_dir = Path(tempfile.mkdtemp(prefix="ngw-", dir="/tmp"))
-    try:
-        yield dataclasses.replace(worker_settings, cache_dir=cache_dir, warm_idle_s=60)
-    finally:
-        shutil.rmtree(cache_dir, ignore_errors=True)
+        return dataclasses.replace(worker_settings, warm_idle_s=0)
+    return dataclasses.replace(worker_settings, warm_idle_s=60)
 
 
 class Caller:
