@@ -27,13 +27,14 @@ import boto3
 import docker
 import docker.errors
 
+from worker_agent.sandbox import LABEL_WORKER_ID, remove_container
+
 from nanogrid.stack import BUCKET_NAME, LOCAL_AWS_ENV, REGION, LocalStack, StackConfig, StackError, free_port, wait_until_healthy
 
 BENCH_DIR = Path(__file__).resolve().parent
 FLOOR_QUEUE_NAME = "nanogrid-bench-floor"
 # Jobs that the cold-start samples send and no worker reads.
 COLD_INIT_QUEUE_NAME = "nanogrid-bench-cold-init"
-LABEL_WORKER_ID = "org.nanogrid.worker-id"
 PROCESS_STOP_TIMEOUT_S = 10
 
 
@@ -205,12 +206,9 @@ def remove_worker_containers(worker_id: str) -> list[str]:
         return []
     removed = []
     with closing(client):
-        for container in client.containers.list(all=True, filters={"label": f"{LABEL_WORKER_ID}={worker_id}"}):
-            try:
-                container.remove(force=True)
-                removed.append(container.id[:12])
-            except docker.errors.NotFound:
-                pass
+        for container in client.containers.list(all=True, ignore_removed=True, filters={"label": f"{LABEL_WORKER_ID}={worker_id}"}):
+            remove_container(container)
+            removed.append(container.id[:12])
     return removed
 
 

@@ -53,7 +53,9 @@ FUNCTION_SOURCE = "def handler(event, context):\n    return event\n"
 # Short, so a run lost with a killed worker comes back within seconds.
 VISIBILITY_TIMEOUT_S = 10
 PUBLISH_DELAY_MS = 200
-# Seconds between two injected faults, drawn at random from this range.
+# Seconds between two injected faults, drawn at random from this range. The first fault comes
+# sooner, so that a short soak on warm containers, done in a few seconds, still meets one.
+FIRST_FAULT_AFTER_S = (0.5, 1.5)
 FAULT_INTERVAL_S = (4.0, 10.0)
 # A run without a final result this long after its first POST counts as lost.
 RUN_DEADLINE_S = 180
@@ -186,7 +188,9 @@ class FaultInjector(threading.Thread):
     def run(self) -> None:
         # Event times count from the start of the injector, which starts with the first run.
         self._started_at = time.monotonic()
-        while not self._stopping.wait(self._rng.uniform(*FAULT_INTERVAL_S)):
+        pause_s = self._rng.uniform(*FIRST_FAULT_AFTER_S)
+        while not self._stopping.wait(pause_s):
+            pause_s = self._rng.uniform(*FAULT_INTERVAL_S)
             at_s = round(time.monotonic() - self._started_at, 3)
             if self._rng.random() < 0.5:
                 self._worker.kill()
@@ -282,12 +286,12 @@ def remove_containers(worker_ids: list[str]) -> None:
     """Remove what a killed worker left behind and a stopped one did not clean up."""
     import docker
 
-    from worker_agent.sandbox import LABEL_WORKER_ID
+    from worker_agent.sandbox import LABEL_WORKER_ID, remove_container
 
     client = docker.from_env()
     for worker_id in worker_ids:
-        for container in client.containers.list(all=True, filters={"label": f"{LABEL_WORKER_ID}={worker_id}"}):
-            container.remove(force=True)
+        for container in client.containers.list(all=True, ignore_removed=True, filters={"label": f"{LABEL_WORKER_ID}={worker_id}"}):
+            remove_container(container)
     client.close()
 
 

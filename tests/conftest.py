@@ -269,4 +269,4 @@ def start_agent(worker_settings, moto_url, docker_client):
     for running in started:
         assert not running.thread.is_alive(), "the worker agent did not stop within 60 s"
     filters = {"label": [f"{LABEL_MANAGED}=true", f"{LABEL_WORKER_ID}={worker_settings.worker_id}"]}
-    assert docker_client.containers.list(all=True, filters=filters) == [], "the stopped agent left containers"
+    assert docker_client.containers.list(all=True, ignore_removed=True, filters=filters) == [], "the stopped agent left containers"

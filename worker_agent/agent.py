@@ -22,7 +22,7 @@ from worker_agent import logs
 from worker_agent.errors import ResultStoreError, WorkerError
 from worker_agent.results import ResultStore
 from worker_agent.runner import FunctionRunner
-from worker_agent.sandbox import LABEL_MANAGED, LABEL_WORKER_ID
+from worker_agent.sandbox import LABEL_MANAGED, LABEL_WORKER_ID, remove_container
 from worker_agent.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
@@ -281,9 +281,9 @@ class Agent:
     def remove_orphan_containers(self) -> None:
         """Remove containers this worker id left behind, for example after a crash."""
         filters = {"label": [f"{LABEL_MANAGED}=true", f"{LABEL_WORKER_ID}={self._settings.worker_id}"]}
-        for container in self._docker.containers.list(all=True, filters=filters):
+        for container in self._docker.containers.list(all=True, ignore_removed=True, filters=filters):
             logger.warning("removing leftover container", extra={"containerId": container.id[:12]})
-            container.remove(force=True)
+            remove_container(container)
 
     def _read_max_receives(self) -> int:
         """Return the receive count at which a job failing on platform faults gets its final

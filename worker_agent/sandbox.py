@@ -246,12 +246,21 @@ class Sandbox:
         return container.attrs.get("State", {})
 
     def _remove(self, container) -> None:
-        try:
-            container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
+        remove_container(container)
+
+
+def remove_container(container) -> None:
+    """Remove a container, treating "already gone" and "removal already in progress" (409, as
+    after auto_remove) as done; log other failures instead of raising."""
+    try:
+        container.remove(force=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        if exc.status_code != 409:
             logger.warning("cannot remove container", extra={"containerId": container.id[:12], "error": str(exc)})
+    except requests.exceptions.RequestException as exc:
+        logger.warning("cannot remove container", extra={"containerId": container.id[:12], "error": str(exc)})
 
 
 class OutputCollector:

@@ -33,6 +33,7 @@ from worker_agent.sandbox import (
     LABEL_MANAGED,
     TASK_MOUNT,
     CappedBuffer,
+    remove_container,
     SandboxOutcome,
     SandboxSpec,
 )
@@ -233,16 +234,7 @@ class ResidentContainer:
             self._conn.close()
             self._conn = None
         if self._container is not None:
-            try:
-                self._container.remove(force=True)
-            except docker.errors.NotFound:
-                pass
-            except docker.errors.APIError as exc:
-                # 409: Docker is already removing it (auto_remove after the runtime exited).
-                if exc.status_code != 409:
-                    logger.warning("cannot remove resident container", extra={"containerId": self.container_id[:12], "error": str(exc)})
-            except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
-                logger.warning("cannot remove resident container", extra={"containerId": self.container_id[:12], "error": str(exc)})
+            remove_container(self._container)
             self._container = None
         self._cgroup.remove()
         shutil.rmtree(self._host_dir, ignore_errors=True)

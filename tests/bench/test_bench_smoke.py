@@ -96,8 +96,8 @@ def test_bench_draws_plot(bench_output):
 def test_bench_leaves_no_containers(bench_output, docker_client):
     _, output_dir, _ = bench_output
     worker_id = json.loads((output_dir / "latest.json").read_text())["worker_id"]
-    worker_containers = docker_client.containers.list(all=True, filters={"label": f"org.nanogrid.worker-id={worker_id}"})
-    bench_containers = docker_client.containers.list(all=True, filters={"label": f"org.nanogrid.bench={worker_id}"})
+    worker_containers = docker_client.containers.list(all=True, ignore_removed=True, filters={"label": f"org.nanogrid.worker-id={worker_id}"})
+    bench_containers = docker_client.containers.list(all=True, ignore_removed=True, filters={"label": f"org.nanogrid.bench={worker_id}"})
 
     assert worker_containers == []
     assert bench_containers == []

@@ -360,11 +360,11 @@ class Services:
                 service.process.kill()
                 service.process.wait(timeout=10)
         worker_ids = {service.worker_id for service in self.started if service.worker_id}
-        from worker_agent.sandbox import LABEL_WORKER_ID
+        from worker_agent.sandbox import LABEL_WORKER_ID, remove_container
 
         for worker_id in worker_ids:
-            for container in self._docker.containers.list(all=True, filters={"label": f"{LABEL_WORKER_ID}={worker_id}"}):
-                container.remove(force=True)
+            for container in self._docker.containers.list(all=True, ignore_removed=True, filters={"label": f"{LABEL_WORKER_ID}={worker_id}"}):
+                remove_container(container)
         for cache_dir in self._cache_dirs:
             shutil.rmtree(cache_dir, ignore_errors=True)
 

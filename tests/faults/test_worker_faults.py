@@ -26,7 +26,7 @@ def sleeper(s3_client, code_bucket, timeout_ms: int = 30_000):
 
 def worker_containers(docker_client, worker_id: str) -> list:
     filters = {"label": [f"{LABEL_MANAGED}=true", f"{LABEL_WORKER_ID}={worker_id}"]}
-    return docker_client.containers.list(all=True, filters=filters)
+    return docker_client.containers.list(all=True, ignore_removed=True, filters=filters)
 
 
 def visible_count(sqs_client, queue_url: str) -> int:
@@ -78,8 +78,11 @@ def test_restarted_worker_removes_its_containers(services, fault_redis, make_que
     final = wait_for_final(front.url, request_id, timeout_s=60)
     removed = {entry["containerId"] for entry in restarted.log_lines() if entry.get("message") == "removing leftover container"}
 
+    # A warm container's runtime exits once the dead worker's socket closes, and Docker then
+    # removes it (auto_remove); the restarted worker removes whatever is still there.
     assert left_behind
-    assert removed == left_behind
+    assert removed <= left_behind
+    assert not {c.id[:12] for c in worker_containers(docker_client, first.worker_id)} & left_behind
     assert final["status"] == "SUCCESS"
     assert final["workerId"] == first.worker_id
 

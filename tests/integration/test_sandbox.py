@@ -190,6 +190,6 @@ def test_sandbox_removes_containers(run_code, docker_client, worker_label):
     run_code("import sys\nsys.exit(1)\n")
 
     filters = {"label": [f"{LABEL_MANAGED}=true", f"{LABEL_WORKER_ID}={worker_label}"]}
-    left = docker_client.containers.list(all=True, filters=filters)
+    left = docker_client.containers.list(all=True, ignore_removed=True, filters=filters)
 
     assert left == []
