@@ -194,8 +194,8 @@ def _authorized(app: APIGatewayHttpResolver) -> Services:
     if not expected and svc.settings.allow_anonymous:
         return svc
     event = app.current_event
-    presented = event.get_header_value("x-api-key") or ""
-    authorization = event.get_header_value("authorization") or ""
+    presented = event.headers.get("x-api-key") or ""
+    authorization = event.headers.get("authorization") or ""
     if authorization.lower().startswith("bearer "):
         presented = authorization[len("bearer "):].strip()
     if not hmac.compare_digest(presented.encode(), expected.encode()):
@@ -227,7 +227,7 @@ def _parse_body(app: APIGatewayHttpResolver, model: type[BaseModel]) -> BaseMode
 
 
 def _idempotency_key(app: APIGatewayHttpResolver) -> str | None:
-    value = app.current_event.get_header_value("idempotency-key")
+    value = app.current_event.headers.get("idempotency-key")
     if value is None:
         return None
     if not 1 <= len(value) <= 255 or not value.isprintable():
