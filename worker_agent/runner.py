@@ -178,7 +178,17 @@ def classify(outcome: SandboxOutcome, job: JobMessage) -> RunResult:
     elif outcome.exit_code == 0:
         status = RunStatus.SUCCESS
         if outcome.report is not None:
-            result_value = json.loads(outcome.report)
+            # The runtime writes only valid JSON, but any process of the function can write to
+            # the report FIFO or the value pipe. Raising here would leave the run RUNNING and
+            # have SQS deliver it again.
+            try:
+                result_value = json.loads(outcome.report)
+            except ValueError:
+                status = RunStatus.FAILED
+                error_message = (
+                    "the function's return value is not valid JSON because code in the function wrote "
+                    "to the runtime's report channel; return the value from handler instead"
+                )
     else:
         status = RunStatus.FAILED
         error_message = f"the function exited with code {outcome.exit_code}; see stderr"
