@@ -217,19 +217,45 @@ def serve_run(sock, function, request):
     send_frame(sock, b"X", json.dumps({"exitCode": exit_code}).encode())
 
 
+# The folders a run can write to. Docker mounts /dev/shm as a writable tmpfs even when the root
+# file system is read-only.
+SCRATCH_DIRS = ("/tmp", "/dev/shm")
+
+
 def clear_tmp():
-    """Empty /tmp, so a run sees none of the files an earlier run left there."""
+    """Empty /tmp and /dev/shm, so a run sees none of the files an earlier run left there."""
     import shutil
 
-    for name in os.listdir("/tmp"):
-        path = os.path.join("/tmp", name)
+    for folder in SCRATCH_DIRS:
         try:
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                os.unlink(path)
+            names = os.listdir(folder)
         except OSError:
-            pass
+            continue
+        for name in names:
+            path = os.path.join(folder, name)
+            try:
+                if os.path.isdir(path) and not os.path.islink(path):
+                    make_tree_removable(path)
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.unlink(path)
+            except OSError:
+                pass
+
+
+def make_tree_removable(top):
+    """Give every folder under top, and top itself, owner permissions, because a run can leave a
+    folder it may not list or change, and rmtree then leaves the files inside it in place."""
+    os.chmod(top, 0o700)
+    # os.walk goes top-down, so each folder is listable before the walk descends into it.
+    for root, folders, _ in os.walk(top):
+        for name in folders:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                try:
+                    os.chmod(path, 0o700)
+                except OSError:
+                    pass
 
 
 def kill_leftovers():
