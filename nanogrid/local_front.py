@@ -89,7 +89,16 @@ def make_handler_class(lambda_handler, timeout_ms: int = LAMBDA_TIMEOUT_MS):
         disable_nagle_algorithm = True
 
         def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length < 0:
+                    raise ValueError(length)
+            except ValueError:
+                self.close_connection = True
+                self._write({"statusCode": 400, "headers": {"Content-Type": "application/json"},
+                             "body": json.dumps({"code": "INVALID_REQUEST", "field": "Content-Length",
+                                                 "message": "header Content-Length must be a whole number of bytes, 0 or more"})})
+                return
             if length > limits.MAX_REQUEST_BODY_BYTES:
                 # Lambda rejects such a payload before the handler runs; API Gateway returns 413.
                 # The body is read and dropped first, so the client sees the answer, not a reset.
@@ -124,9 +133,16 @@ def make_handler_class(lambda_handler, timeout_ms: int = LAMBDA_TIMEOUT_MS):
                 self.send_header("Set-Cookie", cookie)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            if self.command != "HEAD":
+                self.wfile.write(data)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+        def __getattr__(self, name: str):
+            # http.server looks up do_<METHOD> for each request and answers a missing one with
+            # an HTML 501. Every method goes to the controller instead, which answers in JSON,
+            # as API Gateway's $default route does.
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
 
         def log_message(self, format: str, *args) -> None:  # noqa: A002 - signature from http.server
             logger.debug("%s %s", self.address_string(), format % args)

@@ -191,7 +191,13 @@ def classify(outcome: SandboxOutcome, job: JobMessage) -> RunResult:
                 )
     else:
         status = RunStatus.FAILED
-        error_message = f"the function exited with code {outcome.exit_code}; see stderr"
+        if outcome.exit_code is None:
+            error_message = (
+                "the function's runtime stopped before the run finished, for example because the "
+                "function killed it; see stderr"
+            )
+        else:
+            error_message = f"the function exited with code {outcome.exit_code}; see stderr"
 
     return RunResult(
         request_id=job.request_id,

@@ -27,8 +27,6 @@ def front():
     server.server_close()
 
 
-@pytest.mark.xfail(strict=True, reason="http.server answers methods without a do_ handler itself, "
-                   "with 501 and an HTML page, so the controller's ROUTE_NOT_FOUND never comes")
 @pytest.mark.parametrize("method", ["OPTIONS", "TRACE", "PROPFIND"])
 def test_front_unknown_method_json(front, method):
     connection = http.client.HTTPConnection("127.0.0.1", front, timeout=10)

@@ -10,23 +10,26 @@ from tests.adversarial.helpers import run_until_final
 
 pytestmark = pytest.mark.docker
 
-# Writes text that is not JSON into the channel that carries a handler's return value: the
-# report FIFO of a fresh container, or the value pipe that the resident runtime gave this run.
-# A script inherits both, and exits 0 as if it succeeded.
+# A handler that writes text that is not JSON into the channel that carries its return value
+# (the report FIFO of a fresh container, or the value pipe that the resident runtime gave this
+# run), then returns normally, so the worker receives the garbage followed by the real value.
 GARBAGE_REPORT_SOURCE = """
 import os
 
-if os.path.exists("/var/nanogrid/io/report"):
-    with open("/var/nanogrid/io/report", "w") as fifo:
-        fifo.write("not json {")
-for name in os.listdir("/proc/self/fd"):
-    fd = int(name)
-    try:
-        if fd > 2 and os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:"):
-            os.write(fd, b"not json {")
-    except OSError:
-        pass  # the descriptor that listed the folder is closed by now
-print("wrote garbage")
+
+def handler(event, context):
+    if os.path.exists("/var/nanogrid/io/report"):
+        with open("/var/nanogrid/io/report", "w") as fifo:
+            fifo.write("not json {")
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            if fd > 2 and os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:"):
+                os.write(fd, b"not json {")
+        except OSError:
+            pass  # the descriptor that listed the folder is closed by now
+    print("wrote garbage")
+    return {"ok": True}
 """
 
 

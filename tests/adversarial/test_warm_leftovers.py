@@ -68,8 +68,6 @@ def test_warm_scratch_files_not_inherited(caller, warm_worker_settings):
     assert second.result == {"tmp": [], "shm": []}
 
 
-@pytest.mark.xfail(strict=True, reason="the resident runtime does not remove System V IPC objects "
-                   "between runs, so a segment one run creates is readable by the next run")
 def test_warm_sysv_shm_not_inherited(caller, warm_worker_settings):
     function_id = caller.deploy(SYSV_SHM_SOURCE)
 

@@ -129,6 +129,8 @@ def child_main(function, request, value_fd):
         else:
             import runpy
 
+            # A script has no return value, so it gets no channel to send one.
+            os.close(value_fd)
             runpy.run_path(function.main_path, run_name="__main__")
     except SystemExit as exc:
         code = exc.code
@@ -212,6 +214,7 @@ def serve_run(sock, function, request):
         exit_code = 128 - exit_code
     kill_leftovers()
     clear_tmp()
+    remove_sysv_ipc()
     if value and exit_code == 0:
         send_frame(sock, b"V", value)
     send_frame(sock, b"X", json.dumps({"exitCode": exit_code}).encode())
@@ -241,6 +244,31 @@ def clear_tmp():
                     os.unlink(path)
             except OSError:
                 pass
+
+
+def remove_sysv_ipc():
+    """Remove the System V shared memory segments, semaphore sets and message queues that a
+    run created. They live in the container's IPC namespace, not in a file system, so emptying
+    /dev/shm does not reach them. /proc/sysvipc lists only this namespace's objects."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    ipc_rmid = 0
+    for table, remove in (("shm", libc.shmctl), ("sem", libc.semctl), ("msg", libc.msgctl)):
+        try:
+            with open(f"/proc/sysvipc/{table}") as listing:
+                rows = listing.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) < 2:
+                continue
+            object_id = int(fields[1])
+            if table == "sem":
+                remove(object_id, 0, ipc_rmid)
+            else:
+                remove(object_id, ipc_rmid, None)
 
 
 def make_tree_removable(top):
