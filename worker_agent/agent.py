@@ -19,6 +19,7 @@ from nanogrid_protocol import JobMessage, RunResult, RunStatus, now_ms
 from pydantic import ValidationError
 
 from worker_agent import logs
+from worker_agent.cgroups import sweep_stale_cgroups
 from worker_agent.errors import ResultStoreError, WorkerError
 from worker_agent.results import ResultStore
 from worker_agent.runner import FunctionRunner

@@ -162,3 +162,26 @@ def _write(path: Path, text: str) -> None:
         path.write_text(text)
     except OSError as exc:
         logger.warning("cannot write cgroup file", extra={"path": str(path), "error": str(exc)})
+
+
+def sweep_stale_cgroups(min_age_s: float = 60, root: Path = CGROUP_ROOT) -> int:
+    """Remove per-run parent cgroups that no container uses any more; return how many.
+
+    A parent outlives its container when the worker dies, or when Docker was still removing an
+    auto-removed container at the moment the worker tried. The kernel refuses to remove a cgroup
+    that still has processes or children, so a busy one stays. A parent younger than min_age_s
+    may be one that Docker has just made for a container it is starting, so it is left alone.
+    """
+    import time
+
+    removed = 0
+    now = time.time()
+    for parent in sorted(root.glob(f"*/{PARENT_NAME}/*")) + sorted(root.glob(f"{PARENT_NAME}/*")):
+        try:
+            if not parent.is_dir() or now - parent.stat().st_mtime < min_age_s:
+                continue
+            parent.rmdir()
+            removed += 1
+        except OSError:
+            continue
+    return removed

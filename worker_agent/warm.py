@@ -25,7 +25,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from worker_agent.cgroups import RunCgroup
+from worker_agent.cgroups import RunCgroup, sweep_stale_cgroups
 from worker_agent.errors import SandboxError
 from worker_agent.sandbox import (
     BOOTSTRAP_MOUNT,
@@ -46,6 +46,8 @@ HEADER = struct.Struct(">cI")
 # Time a new container has to connect back and a function has to load.
 START_TIMEOUT_S = 15
 LOAD_TIMEOUT_S = 30
+# Seconds between two sweeps of per-run cgroups that outlived their containers.
+CGROUP_SWEEP_INTERVAL_S = 60
 # Largest frame the worker accepts; output frames are 64 KiB, the handler value at most 1 MiB.
 MAX_FRAME_BYTES = 8 * 1024 * 1024
 
@@ -466,9 +468,13 @@ class ContainerPool:
                         del groups[key]
 
     def _maintain(self) -> None:
+        ticks = 0
         while not self._closed.wait(1.0):
             self._expire_idle()
             self._refill_prewarmed()
+            ticks += 1
+            if ticks % CGROUP_SWEEP_INTERVAL_S == 0:
+                sweep_stale_cgroups()
 
     def _expire_idle(self) -> None:
         now = time.monotonic()
