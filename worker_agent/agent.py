@@ -149,9 +149,7 @@ class Agent:
         received_at_ms = now_ms()
         logger.info("job received", extra={"queuedMs": received_at_ms - job.enqueued_at_ms})
 
-        if self._republish_stored(job, message):
-            return
-        lock = self._take_run_lock(job, message)
+        lock = self._begin(job, message)
         if lock is None:
             return
 
@@ -176,37 +174,33 @@ class Agent:
             extra={"status": result.status.value, "durationMillis": result.duration_millis, "totalMs": now_ms() - received_at_ms},
         )
 
-    def _republish_stored(self, job: JobMessage, message: dict) -> bool:
-        """Handle a redelivered message whose run already finished: publish the stored result
-        again and delete the message, without running the function a second time."""
-        try:
-            stored = self._results.stored_result(job.request_id)
-        except ResultStoreError as exc:
-            logger.warning("cannot check for a stored result; leaving the message for a later try", extra={"error": str(exc)})
-            return True
-        if stored is None:
-            return False
-        logger.info("result already stored; publishing it again instead of running the job twice")
-        if self._deliver(stored):
-            self._delete(message)
-        return True
+    def _begin(self, job: JobMessage, message: dict):
+        """Return the run lock when this copy of the message is to run, else None.
 
-    def _take_run_lock(self, job: JobMessage, message: dict):
-        """Take the request's run lock, or leave the message hidden when another worker runs it:
-        a copy that SQS delivered again while the first run goes on must not run it twice."""
+        A copy whose run already finished publishes the stored result again and is deleted, so
+        a redelivered message never runs the function twice. A copy that SQS delivered while
+        another worker still runs it stays hidden in the queue. When Redis cannot be reached,
+        the message stays for a later try.
+        """
         try:
-            lock = self._results.acquire_run_lock(job.request_id, self._settings.visibility_timeout_s)
+            start = self._results.begin_run(
+                job.request_id, job.function.function_id, self._settings.worker_id, self._settings.visibility_timeout_s
+            )
         except ResultStoreError as exc:
-            logger.warning("cannot take the run lock; leaving the message for a later try", extra={"error": str(exc)})
+            logger.warning("cannot begin the run; leaving the message for a later try", extra={"error": str(exc)})
             return None
-        if lock is None:
+        if start.stored is not None:
+            logger.info("result already stored; publishing it again instead of running the job twice")
+            if self._deliver(start.stored):
+                self._delete(message)
+            return None
+        if start.lock is None:
             logger.info("another worker is running this request; leaving this copy hidden in the queue")
             self._hide_message(message, self._settings.visibility_timeout_s)
-        return lock
+        return start.lock
 
     def _execute(self, job: JobMessage, message: dict) -> RunResult | None:
         """Run the job, or return None to leave the message for a later try."""
-        self._results.mark_running(job.request_id, job.function.function_id, self._settings.worker_id)
         # One line per execution: the fault tests and bench/soak.py count these per requestId.
         logger.info("run started")
         try:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
+from dataclasses import dataclass
 import random
 import time
 
@@ -24,13 +26,39 @@ logger = logging.getLogger(__name__)
 ENV_FAULT_PUBLISH_DELAY_MS = "NANOGRID_FAULT_PUBLISH_DELAY_MS"
 
 
+BEGIN_RUN = 0
+BEGIN_STORED = 1
+BEGIN_BUSY = 2
+# KEYS: result, lock, state. ARGV: lock token, lock TTL in ms, RUNNING state JSON, state TTL in s.
+_BEGIN_RUN_SCRIPT = """
+local stored = redis.call('GET', KEYS[1])
+if stored then return {1, stored} end
+if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
+redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[4])
+return {0}
+"""
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """What begin_run found: a stored result to publish again, the run lock to run under, or
+    neither, when another worker holds the lock."""
+
+    stored: RunResult | None
+    lock: object | None
+
+
 class ResultStore:
     def __init__(self, redis_client: redis.Redis, ttl_s: int = limits.RESULT_TTL_S):
         self._redis = redis_client
         self._ttl_s = ttl_s
+        self._begin_run_script = redis_client.register_script(_BEGIN_RUN_SCRIPT)
         self._publish_delay_ms = int(os.environ.get(ENV_FAULT_PUBLISH_DELAY_MS) or 0)
 
-    def mark_running(self, request_id: str, function_id: str, worker_id: str) -> None:
+    def begin_run(self, request_id: str, function_id: str, worker_id: str, lock_ttl_s: int) -> RunStart:
+        """Check for a stored result, take the run lock and mark the run RUNNING, in one round
+        trip. Only a copy that finds no result and gets the lock marks the run."""
+        token = uuid.uuid4().hex
         state = RunState(
             request_id=request_id,
             function_id=function_id,
@@ -39,27 +67,21 @@ class ResultStore:
             worker_id=worker_id,
         )
         try:
-            self._redis.set(keys.run_state_key(request_id), state.to_json(), ex=self._ttl_s)
+            reply = self._begin_run_script(
+                keys=[keys.run_result_key(request_id), keys.run_lock_key(request_id), keys.run_state_key(request_id)],
+                args=[token, lock_ttl_s * 1000, state.to_json(), self._ttl_s],
+            )
         except redis.RedisError as exc:
-            # The state is a hint for GET /runs; the run goes on without it.
-            logger.warning("cannot store RUNNING state", extra={"error": str(exc)})
+            raise ResultStoreError(f"cannot begin the run of {request_id}: {exc}") from exc
 
-    def acquire_run_lock(self, request_id: str, ttl_s: int):
-        """Take the lock that marks a request as running here; return it, or None when another
-        worker holds it. The holder renews it with reacquire() while the run goes on; if the
-        holder dies, the lock expires after ttl_s and a redelivered copy may run."""
-        lock = self._redis.lock(keys.run_lock_key(request_id), timeout=ttl_s, blocking=False, thread_local=False)
-        try:
-            return lock if lock.acquire() else None
-        except redis.RedisError as exc:
-            raise ResultStoreError(f"cannot take the run lock of {request_id}: {exc}") from exc
-
-    def stored_result(self, request_id: str) -> RunResult | None:
-        try:
-            raw = self._redis.get(keys.run_result_key(request_id))
-        except redis.RedisError as exc:
-            raise ResultStoreError(f"cannot read result of {request_id}: {exc}") from exc
-        return RunResult.model_validate_json(raw) if raw else None
+        if reply[0] == BEGIN_STORED:
+            return RunStart(stored=RunResult.model_validate_json(reply[1]), lock=None)
+        if reply[0] == BEGIN_BUSY:
+            return RunStart(stored=None, lock=None)
+        lock = self._redis.lock(keys.run_lock_key(request_id), timeout=lock_ttl_s, blocking=False, thread_local=False)
+        # The script took the lock with this token; redis-py's Lock renews and releases by it.
+        lock.local.token = token.encode()
+        return RunStart(stored=None, lock=lock)
 
     def store_and_publish(self, result: RunResult) -> int:
         """Store the result, then publish its notice. Return how many subscribers received it."""
