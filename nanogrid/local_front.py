@@ -80,6 +80,34 @@ def build_event(method: str, raw_path: str, headers: dict[str, str], body: bytes
     return event
 
 
+class BodyError(Exception):
+    """A request body the front rejects before the handler, as API Gateway and Lambda do."""
+
+    def __init__(self, status: int, code: str, message: str, **details):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+def _too_large(size_bytes: int) -> BodyError:
+    return BodyError(
+        413,
+        "PAYLOAD_TOO_LARGE",
+        f"request body is {size_bytes} bytes or more, over the limit of {limits.MAX_REQUEST_BODY_BYTES} bytes",
+        limitBytes=limits.MAX_REQUEST_BODY_BYTES,
+    )
+
+
+def _error_response(status: int, code: str, message: str, **details) -> dict:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps({"code": code, "message": message, **details}),
+    }
+
+
 def make_handler_class(lambda_handler, timeout_ms: int = LAMBDA_TIMEOUT_MS):
     class FrontHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -90,29 +118,13 @@ def make_handler_class(lambda_handler, timeout_ms: int = LAMBDA_TIMEOUT_MS):
 
         def _serve(self) -> None:
             try:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length < 0:
-                    raise ValueError(length)
-            except ValueError:
+                body = self._read_body()
+            except BodyError as exc:
                 self.close_connection = True
-                self._write({"statusCode": 400, "headers": {"Content-Type": "application/json"},
-                             "body": json.dumps({"code": "INVALID_REQUEST", "field": "Content-Length",
-                                                 "message": "header Content-Length must be a whole number of bytes, 0 or more"})})
+                self._write(_error_response(exc.status, exc.code, exc.message, **exc.details))
                 return
-            if length > limits.MAX_REQUEST_BODY_BYTES:
-                # Lambda rejects such a payload before the handler runs; API Gateway returns 413.
-                # The body is read and dropped first, so the client sees the answer, not a reset.
-                remaining = length
-                while remaining > 0 and (chunk := self.rfile.read(min(remaining, 1 << 20))):
-                    remaining -= len(chunk)
-                self.close_connection = True
-                message = f"request body is {length} bytes, more than the limit of {limits.MAX_REQUEST_BODY_BYTES} bytes"
-                self._write({"statusCode": 413, "headers": {"Content-Type": "application/json"},
-                             "body": json.dumps({"code": "PAYLOAD_TOO_LARGE", "message": message,
-                                                 "limitBytes": limits.MAX_REQUEST_BODY_BYTES})})
-                return
-            body = self.rfile.read(length) if length else b""
             headers = {name.lower(): value for name, value in self.headers.items()}
+            headers.pop("transfer-encoding", None)
             event = build_event(self.command, self.path, headers, body, self.client_address[0])
             try:
                 response = lambda_handler(event, LambdaContext(timeout_ms))
@@ -122,6 +134,46 @@ def make_handler_class(lambda_handler, timeout_ms: int = LAMBDA_TIMEOUT_MS):
                 response = {"statusCode": 500, "body": '{"message":"Internal Server Error"}',
                             "headers": {"Content-Type": "application/json"}}
             self._write(response)
+
+        def _read_body(self) -> bytes:
+            """Read a Content-Length or chunked body, up to Lambda's request payload limit."""
+            if self.headers.get("Transfer-Encoding", "").strip().lower() == "chunked":
+                return self._read_chunked()
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length < 0:
+                    raise ValueError(length)
+            except ValueError:
+                raise BodyError(400, "INVALID_REQUEST", "header Content-Length must be a whole number of bytes, 0 or more",
+                                field="Content-Length") from None
+            if length > limits.MAX_REQUEST_BODY_BYTES:
+                # Lambda rejects such a payload before the handler runs; API Gateway returns 413.
+                # The body is read and dropped first, so the client sees the answer, not a reset.
+                remaining = length
+                while remaining > 0 and (chunk := self.rfile.read(min(remaining, 1 << 20))):
+                    remaining -= len(chunk)
+                raise _too_large(length)
+            return self.rfile.read(length) if length else b""
+
+        def _read_chunked(self) -> bytes:
+            chunks, total = [], 0
+            while True:
+                size_line = self.rfile.readline(1024)
+                try:
+                    size = int(size_line.split(b";")[0].strip(), 16)
+                except ValueError:
+                    raise BodyError(400, "INVALID_REQUEST", "the chunked request body is malformed",
+                                    field="Transfer-Encoding") from None
+                if size == 0:
+                    # Trailer fields, if any, end with an empty line.
+                    while self.rfile.readline(65536).strip():
+                        pass
+                    return b"".join(chunks)
+                total += size
+                if total > limits.MAX_REQUEST_BODY_BYTES:
+                    raise _too_large(total)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(8)
 
         def _write(self, response: dict) -> None:
             payload = response.get("body") or ""

@@ -88,6 +88,7 @@ class ResidentContainer:
         self._cgroup = RunCgroup(self.name, cgroup_driver, cgroup_version)
         self._container = None
         self._conn: socket.socket | None = None
+        self._broken = False
         self._start(command, settings)
 
     @property
@@ -198,6 +199,7 @@ class ResidentContainer:
         except TimeoutError:
             timed_out = True
         except ContainerBroken as exc:
+            self._broken = True
             logger.warning("resident container broke during a run", extra={"containerId": self.container_id[:12], "error": str(exc)})
         duration_ms = int((time.monotonic() - started) * 1000)
 
@@ -225,7 +227,7 @@ class ResidentContainer:
     def reusable(self) -> bool:
         """Whether the container may serve another run: alive, and with no process left but
         the resident runtime."""
-        if self._container is None or self._conn is None:
+        if self._container is None or self._conn is None or self._broken:
             return False
         processes = self._cgroup.container_process_count(self.container_id)
         # Without a readable cgroup, rely on the runtime's own sweep of leftover processes.
@@ -347,6 +349,7 @@ class ContainerPool:
     def run(self, spec: SandboxSpec, version_id: str, runtime: str, event_json: bytes) -> tuple[SandboxOutcome, str]:
         """Run on a warm, prewarmed or new container; return the outcome and which of the three."""
         container, start_mode = self._acquire(spec, version_id, runtime)
+        logger.info("run in resident container", extra={"containerId": container.container_id[:12], "startMode": start_mode})
         try:
             outcome = container.run(spec, event_json)
         except BaseException:

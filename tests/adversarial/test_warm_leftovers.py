@@ -78,3 +78,35 @@ def test_warm_sysv_shm_not_inherited(caller, warm_worker_settings):
     assert second.status is RunStatus.SUCCESS, second.stderr
     assert second.start_mode == "warm"
     assert second.result is None
+
+
+# Leaves a secret in a POSIX message queue, which lives in the container's IPC namespace and
+# shows as a file under /dev/mqueue, and returns what an earlier run left there.
+POSIX_MQUEUE_SOURCE = """
+import ctypes
+import os
+
+rt = ctypes.CDLL("librt.so.1", use_errno=True)
+NAME = b"/nanogrid-leftover"
+
+def handler(event, context):
+    found = sorted(os.listdir("/dev/mqueue"))
+    queue = rt.mq_open(NAME, os.O_CREAT | os.O_RDWR, 0o600, None)
+    if queue < 0:
+        raise OSError(ctypes.get_errno(), "mq_open failed")
+    data = event["secret"].encode()
+    rt.mq_send(queue, data, len(data), 0)
+    return found
+"""
+
+
+def test_warm_posix_mqueue_not_inherited(caller, warm_worker_settings):
+    function_id = caller.deploy(POSIX_MQUEUE_SOURCE)
+
+    first = run_sync(caller, function_id, {"secret": "first-caller"})
+    second = run_sync(caller, function_id, {"secret": "second-caller"})
+
+    assert first.status is RunStatus.SUCCESS, first.stderr
+    assert second.status is RunStatus.SUCCESS, second.stderr
+    assert second.start_mode == "warm"
+    assert second.result == []

@@ -222,11 +222,12 @@ def serve_run(sock, function, request):
 
 # The folders a run can write to. Docker mounts /dev/shm as a writable tmpfs even when the root
 # file system is read-only.
-SCRATCH_DIRS = ("/tmp", "/dev/shm")
+SCRATCH_DIRS = ("/tmp", "/dev/shm", "/dev/mqueue")
 
 
 def clear_tmp():
-    """Empty /tmp and /dev/shm, so a run sees none of the files an earlier run left there."""
+    """Empty /tmp, /dev/shm and /dev/mqueue (POSIX message queues), so a run sees none of the
+    files or queues an earlier run left there."""
     import shutil
 
     for folder in SCRATCH_DIRS:
