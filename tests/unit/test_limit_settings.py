@@ -21,6 +21,10 @@ WORKER_RANGES = [
     ("NANOGRID_POLL_WAIT_S", "poll_wait_s", 1, 20),
     ("NANOGRID_VISIBILITY_TIMEOUT_S", "visibility_timeout_s", 5, 43_200),
     ("NANOGRID_STOP_GRACE_S", "stop_grace_s", 0, 3600),
+    ("NANOGRID_WARM_IDLE_S", "warm_idle_s", 0, 86_400),
+    ("NANOGRID_PREWARM_PER_RUNTIME", "prewarm_per_runtime", 0, 64),
+    ("NANOGRID_MEMORY_BUDGET_MB", "memory_budget_mb", 32, 1_048_576),
+    ("NANOGRID_PREWARM_MEMORY_MB", "prewarm_memory_mb", 32, 4096),
 ]
 
 
@@ -56,6 +60,10 @@ def test_worker_defaults_match_docs():
     assert settings.poll_wait_s == 20
     assert settings.visibility_timeout_s == 60
     assert settings.stop_grace_s == 30
+    assert settings.warm_idle_s == 300
+    assert settings.prewarm_per_runtime == 1
+    assert settings.memory_budget_mb == 2048
+    assert settings.prewarm_memory_mb == 128
 
 
 @pytest.mark.parametrize(("value", "accepted"), [("0.01", True), ("64", True), ("0.009", False), ("64.5", False)])
