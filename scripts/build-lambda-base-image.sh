@@ -34,21 +34,8 @@ if [ "$if_missing" = 1 ] && docker image inspect "$tag" >/dev/null 2>&1; then
     exit 0
 fi
 
-apt_mirror() {
-    # First Debian archive URI that apt itself is configured with (deb822 or one-line format).
-    local uri
-    uri=$(grep -hsE '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v security | head -n1 || true)
-    if [ -z "$uri" ]; then
-        uri=$(grep -hsE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list | awk '{print $2}' | grep -v security | head -n1 || true)
-    fi
-    echo "$uri"
-}
-
-mirror="${DEBIAN_MIRROR:-$(apt_mirror)}"
-if [ -z "$mirror" ]; then
-    echo "No Debian mirror found in apt's sources. Set DEBIAN_MIRROR to the URL of a Debian archive." >&2
-    exit 2
-fi
+# shellcheck source=lib/debian-mirror.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/debian-mirror.sh"
 for tool in debootstrap docker "$host_python"; do
     if ! command -v "$tool" >/dev/null; then
         echo "$tool is not installed; install it (debootstrap: apt-get install -y debootstrap) and run again." >&2

@@ -65,6 +65,9 @@ class Agent:
     def run_forever(self) -> None:
         logger.info("worker started", extra={"queueUrl": self._settings.queue_url, "concurrency": self._settings.concurrency})
         self.remove_orphan_containers()
+        removed = sweep_stale_cgroups()
+        if removed:
+            logger.info("removed per-run cgroups left by earlier runs", extra={"cgroups": removed})
         self._max_receives = self._read_max_receives()
         self._runner.start()
 
@@ -155,6 +158,7 @@ class Agent:
 
         heartbeat = VisibilityHeartbeat(self._sqs, self._settings, message["ReceiptHandle"], lock)
         heartbeat.start()
+        delivered = False
         try:
             result = self._execute(job, message)
             if result is None:
@@ -163,11 +167,16 @@ class Agent:
                 logger.warning("stop grace period over; returning the message to the queue without a result")
                 self._release_message(message)
                 return
-            if not self._deliver(result):
+            delivered = self._deliver(result)
+            if not delivered:
                 return
         finally:
             heartbeat.stop()
-            _release_quietly(lock)
+            # Once the result is stored, a redelivered copy finds it before it asks for the
+            # lock, so the lock may simply expire; it is released only for a run that stored
+            # nothing, so that the next copy need not wait for the expiry.
+            if not delivered:
+                _release_quietly(lock)
         self._delete(message)
         logger.info(
             "job done",

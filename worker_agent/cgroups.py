@@ -51,15 +51,7 @@ class RunCgroup:
         caller relies on Docker's State.OOMKilled, which Docker 20.10 sets for such kills too."""
         if self.docker_parent is None or self._version == "1":
             return 0
-        path = self._root / PARENT_NAME / self._name / "memory.events"
-        try:
-            for line in path.read_text().splitlines():
-                name, _, value = line.partition(" ")
-                if name == "oom_kill":
-                    return int(value)
-        except (OSError, ValueError):
-            logger.warning("cannot read OOM events", extra={"path": str(path)})
-        return 0
+        return _read_oom_kill(self._root / PARENT_NAME / self._name / "memory.events")
 
     # -- a running container's own cgroup, for resident containers that serve many runs ----
 
@@ -100,14 +92,7 @@ class RunCgroup:
             path = self._root / "memory" / PARENT_NAME / self._name / container_id / "memory.oom_control"
         else:
             path = self._root / PARENT_NAME / self._name / "memory.events"
-        try:
-            for line in path.read_text().splitlines():
-                name, _, value = line.partition(" ")
-                if name == "oom_kill":
-                    return int(value)
-        except (OSError, ValueError):
-            pass
-        return 0
+        return _read_oom_kill(path)
 
     def container_process_count(self, container_id: str) -> int | None:
         if self.docker_parent is None:
@@ -155,6 +140,19 @@ class RunCgroup:
             if folder.is_dir():
                 folders.append(folder)
         return folders
+
+
+def _read_oom_kill(path: Path) -> int:
+    """The oom_kill counter of a memory.events (v2) or memory.oom_control (v1) file; 0 when the
+    file cannot be read, as when its cgroup is gone."""
+    try:
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == "oom_kill":
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def _write(path: Path, text: str) -> None:

@@ -80,6 +80,46 @@ class SandboxOutcome:
     oom_kill_count: int = 0
 
 
+def sandbox_options(
+    *,
+    memory_mb: int,
+    pids_limit: int,
+    cpus: float,
+    tmp_size_mb: int,
+    code_dir: Path,
+    io_dir: Path,
+    bootstrap_dir: Path,
+    cgroup_parent: str | None,
+    run_as_user: str = "10001:10001",
+) -> dict:
+    """Keyword arguments for `containers.create` that every function container gets, fresh or
+    resident: the limits, the isolation and the three read-only mounts."""
+    memory = f"{memory_mb}m"
+    return {
+        "user": run_as_user,
+        "working_dir": TASK_MOUNT,
+        "network_mode": "none",
+        "mem_limit": memory,
+        # Equal to the memory limit, so swap can never stretch it.
+        "memswap_limit": memory,
+        "pids_limit": pids_limit,
+        "nano_cpus": int(cpus * 1_000_000_000),
+        "read_only": True,
+        "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={tmp_size_mb}m,mode=1777"},
+        "volumes": {
+            str(code_dir): {"bind": TASK_MOUNT, "mode": "ro"},
+            str(io_dir): {"bind": IO_MOUNT, "mode": "ro"},
+            str(bootstrap_dir): {"bind": BOOTSTRAP_MOUNT, "mode": "ro"},
+        },
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "cgroup_parent": cgroup_parent,
+        # Output travels over the attached stream or the control socket; a log driver would
+        # copy it to disk as well.
+        "log_config": {"type": "none"},
+    }
+
+
 class CappedBuffer:
     """Keeps the first ``limit`` bytes written to it and counts the rest."""
 
@@ -176,35 +216,25 @@ class Sandbox:
         return io_dir
 
     def _create(self, spec: SandboxSpec, io_dir: Path, cgroup: RunCgroup):
-        memory = f"{spec.memory_mb}m"
         try:
             return self._docker.containers.create(
                 spec.image,
                 command=spec.command,
-                user=spec.run_as_user,
                 environment=spec.env,
                 labels={LABEL_MANAGED: "true", **spec.labels},
-                working_dir=TASK_MOUNT,
-                network_mode="none",
-                mem_limit=memory,
-                # Equal to the memory limit, so swap can never stretch it.
-                memswap_limit=memory,
-                pids_limit=spec.pids_limit,
-                nano_cpus=int(spec.cpus * 1_000_000_000),
-                read_only=True,
-                tmpfs={"/tmp": f"rw,nosuid,nodev,size={spec.tmp_size_mb}m,mode=1777"},
-                volumes={
-                    str(spec.code_dir): {"bind": TASK_MOUNT, "mode": "ro"},
-                    str(io_dir): {"bind": IO_MOUNT, "mode": "ro"},
-                    str(spec.bootstrap_dir): {"bind": BOOTSTRAP_MOUNT, "mode": "ro"},
-                },
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges"],
-                cgroup_parent=cgroup.docker_parent,
-                # Output is read from the attached stream; a log driver would copy it to disk.
-                log_config={"type": "none"},
                 stdin_open=False,
                 tty=False,
+                **sandbox_options(
+                    memory_mb=spec.memory_mb,
+                    pids_limit=spec.pids_limit,
+                    cpus=spec.cpus,
+                    tmp_size_mb=spec.tmp_size_mb,
+                    code_dir=spec.code_dir,
+                    io_dir=io_dir,
+                    bootstrap_dir=spec.bootstrap_dir,
+                    cgroup_parent=cgroup.docker_parent,
+                    run_as_user=spec.run_as_user,
+                ),
             )
         except docker.errors.ImageNotFound as exc:
             raise SandboxError(

@@ -28,12 +28,11 @@ import requests.exceptions
 from worker_agent.cgroups import RunCgroup, sweep_stale_cgroups
 from worker_agent.errors import SandboxError
 from worker_agent.sandbox import (
-    BOOTSTRAP_MOUNT,
     IO_MOUNT,
     LABEL_MANAGED,
-    TASK_MOUNT,
     CappedBuffer,
     remove_container,
+    sandbox_options,
     SandboxOutcome,
     SandboxSpec,
 )
@@ -108,34 +107,25 @@ class ResidentContainer:
         socket_path.chmod(0o666)
         listener.listen(1)
         listener.settimeout(START_TIMEOUT_S)
-        memory = f"{self.memory_mb}m"
         try:
             self._container = self._docker.containers.create(
                 self.image,
                 command=command,
-                user="10001:10001",
                 environment={"HOME": "/tmp", "NANOGRID_CONTROL_SOCKET": f"{IO_MOUNT}/{CONTROL_SOCKET}"},
                 labels={LABEL_MANAGED: "true", LABEL_MODE: "resident", **settings.worker_labels},
-                working_dir=TASK_MOUNT,
-                network_mode="none",
-                mem_limit=memory,
-                memswap_limit=memory,
-                pids_limit=settings.pids_limit,
-                nano_cpus=int(settings.cpus * 1_000_000_000),
-                read_only=True,
-                tmpfs={"/tmp": f"rw,nosuid,nodev,size={self.tmp_size_mb}m,mode=1777"},
-                volumes={
-                    str(self._task_dir): {"bind": TASK_MOUNT, "mode": "ro"},
-                    str(self._io_dir): {"bind": IO_MOUNT, "mode": "ro"},
-                    str(Path(__file__).parent / "runtimes"): {"bind": BOOTSTRAP_MOUNT, "mode": "ro"},
-                },
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges"],
-                cgroup_parent=self._cgroup.docker_parent,
-                log_config={"type": "none"},
                 # The runtime exits when the worker's socket closes, so a worker that dies
                 # leaves no container behind: Docker removes it on exit.
                 auto_remove=True,
+                **sandbox_options(
+                    memory_mb=self.memory_mb,
+                    pids_limit=settings.pids_limit,
+                    cpus=settings.cpus,
+                    tmp_size_mb=self.tmp_size_mb,
+                    code_dir=self._task_dir,
+                    io_dir=self._io_dir,
+                    bootstrap_dir=Path(__file__).parent / "runtimes",
+                    cgroup_parent=self._cgroup.docker_parent,
+                ),
             )
             self._container.start()
             self._conn, _ = listener.accept()
