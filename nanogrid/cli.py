@@ -326,8 +326,8 @@ def find_log_lines(request_id: str, log_dir: Path) -> list[LogLine]:
 
 
 def parse_log_timestamp(line: str) -> datetime | None:
-    """Read the "timestamp" of a JSON log line: ISO 8601 from the worker, or Powertools'
-    "2024-01-31 12:00:00,123+0000" from the controller. Return None for any other line."""
+    """Read the "timestamp" of a JSON log line: ISO 8601, as the worker and the controller write
+    it, or Powertools' default "2024-01-31 12:00:00,123+0000". Return None for any other line."""
     if not line.startswith("{"):
         return None
     try:

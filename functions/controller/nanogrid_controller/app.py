@@ -35,7 +35,9 @@ from nanogrid_controller.registry import FunctionRegistry
 from nanogrid_controller.runs import RunService
 from nanogrid_controller.settings import ControllerSettings, SettingsError
 
-logger = Logger(service="nanogrid-controller")
+# ISO 8601 UTC with milliseconds (%F is Powertools' millisecond directive), the worker's format,
+# so the lines of both sides of a run sort together.
+logger = Logger(service="nanogrid-controller", datefmt="%Y-%m-%dT%H:%M:%S.%FZ", utc=True)
 
 ERROR_STATUS = {
     InvalidRequest: HTTPStatus.BAD_REQUEST,
