@@ -38,7 +38,7 @@ START_TIMEOUT_S = 30
 
 
 class StackError(Exception):
-    """A part of the local stack failed to start; the message says which and what to do."""
+    """A part of the local stack failed to start. The message names the part and what to do."""
 
 
 @dataclass

@@ -143,7 +143,7 @@ class RunCgroup:
 
 
 def _read_oom_kill(path: Path) -> int:
-    """The oom_kill counter of a memory.events (v2) or memory.oom_control (v1) file; 0 when the
+    """Return the oom_kill counter of a memory.events (v2) or memory.oom_control (v1) file; 0 when the
     file cannot be read, as when its cgroup is gone."""
     try:
         for line in path.read_text().splitlines():

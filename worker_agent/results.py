@@ -41,7 +41,7 @@ return {0}
 
 @dataclass(frozen=True)
 class RunStart:
-    """What begin_run found: a stored result to publish again, the run lock to run under, or
+    """Outcome of begin_run: a stored result to publish again, the run lock to run under, or
     neither, when another worker holds the lock."""
 
     stored: RunResult | None

@@ -32,7 +32,7 @@ BOOTSTRAP_DIR = Path(__file__).parent / "runtimes"
 
 @dataclass(frozen=True)
 class RuntimeCommand:
-    """How a runtime starts a function, in the image the settings name: ``command`` runs one
+    """Commands that start a function in the image the settings name: ``command`` runs one
     call in a fresh container, ``resident_command`` serves many calls in a warm one."""
 
     command: list[str]

@@ -44,7 +44,7 @@ KILL_GRACE_S = 10
 
 @dataclass(frozen=True)
 class SandboxSpec:
-    """What to run and under which limits."""
+    """Function code, image and command to run, with the limits to run them under."""
 
     image: str
     command: list[str]
@@ -64,7 +64,7 @@ class SandboxSpec:
 
 @dataclass
 class SandboxOutcome:
-    """What a container did: its exit, its output and what it cost."""
+    """Outcome of one container run: exit, output, duration and peak memory."""
 
     exit_code: int | None
     timed_out: bool

@@ -52,7 +52,7 @@ MAX_FRAME_BYTES = 8 * 1024 * 1024
 
 
 class ContainerBroken(Exception):
-    """The resident runtime stopped answering or broke the frame protocol."""
+    """The resident runtime stopped responding or broke the frame protocol."""
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,8 @@ class ResidentContainer:
         self._expect(b"D")
 
     def run(self, spec: SandboxSpec, event_json: bytes) -> SandboxOutcome:
-        """Serve one run; the caller discards the container unless ``reusable`` says otherwise."""
+        """Serve one run. The caller keeps the container for another run only when ``reusable()``
+        returns True."""
         self.runs += 1
         stdout = CappedBuffer(spec.max_output_bytes)
         stderr = CappedBuffer(spec.max_output_bytes)
@@ -215,8 +216,8 @@ class ResidentContainer:
         )
 
     def reusable(self) -> bool:
-        """Whether the container may serve another run: alive, and with no process left but
-        the resident runtime."""
+        """Return whether the container may serve another run: it is alive, and no process is left
+        in it but the resident runtime."""
         if self._container is None or self._conn is None or self._broken:
             return False
         processes = self._cgroup.container_process_count(self.container_id)

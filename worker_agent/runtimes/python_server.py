@@ -133,10 +133,16 @@ def child_main(function, request, value_fd):
             os.close(value_fd)
             runpy.run_path(function.main_path, run_name="__main__")
     except SystemExit as exc:
+        # sys.exit() takes an int, None (success) or any other object, which Python prints to
+        # stderr and turns into exit code 1.
         code = exc.code
-        exit_code = code if isinstance(code, int) else (0 if code is None else 1)
-        if not isinstance(code, int) and code is not None:
+        if code is None:
+            exit_code = 0
+        elif isinstance(code, int):
+            exit_code = code
+        else:
             print(code, file=sys.stderr)
+            exit_code = 1
     except BaseException as exc:
         print_user_traceback(exc)
         exit_code = EXIT_HANDLER_ERROR

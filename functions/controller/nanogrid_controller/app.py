@@ -1,4 +1,4 @@
-"""HTTP routes of the controller and the Lambda handler. The only place that knows HTTP status codes.
+"""HTTP routes of the controller and the Lambda handler. The only module that maps errors to HTTP status codes.
 
 Each route parses its input, calls a plain service method and returns JSON. Services are built
 once per Lambda environment, on the first request, so a cold start imports only what it needs.

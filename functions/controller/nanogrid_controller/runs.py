@@ -151,7 +151,7 @@ class RunService:
         return result if result is not None else self._state(request_id, function_id)
 
     def wait_budget_ms(self, request: RunRequest, function_timeout_ms: int, remaining_ms: int) -> int:
-        """The smallest of the caller's timeoutMs, the function's timeout plus a margin, and the
+        """Return the smallest of the caller's timeoutMs, the function's timeout plus a margin, and the
         Lambda's remaining time minus a safety margin; never below zero."""
         budget = min(
             function_timeout_ms + self._settings.result_margin_ms,
