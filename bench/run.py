@@ -152,7 +152,7 @@ def wait_for_prewarmed(bench: BenchStack, timeout_s: float) -> bool:
     Reads what warm.ResidentContainer leaves on disk: a prewarmed container's task folder is
     empty, and the worker closes the listening control socket once the runtime inside has
     connected, a moment before it files the container as prewarmed. The accepted connection
-    itself lives in the container's network namespace, so the host sees only the listener.
+    itself lives in the container's network namespace, so the host finds only the listener.
     """
     resident_dir = bench.resident_dir
     deadline = time.monotonic() + timeout_s

@@ -36,13 +36,13 @@ import tempfile
 import threading
 import time
 import urllib.error
-import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import redis
 
+from nanogrid.client import http_json
 from nanogrid.stack import BUCKET_NAME, LOCAL_AWS_ENV, REPO_ROOT, LocalStack, StackConfig, free_port, wait_until_healthy
 
 DEFAULT_RUNS = 2000
@@ -59,19 +59,6 @@ FAULT_INTERVAL_S = (4.0, 10.0)
 # A run without a final result this long after its first POST counts as lost.
 RUN_DEADLINE_S = 180
 RESULTS_PATH = REPO_ROOT / "bench" / "results" / "soak-latest.json"
-
-
-def http_json(method: str, url: str, body: dict | None = None, headers: dict | None = None, timeout_s: float = 35) -> tuple[int, dict]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            return exc.code, json.loads(exc.read() or b"{}")
-        except ValueError:
-            return exc.code, {}
 
 
 class ExtraWorker:
@@ -137,7 +124,7 @@ class RedisRestarter:
         try:
             client.shutdown(save=True)
         except redis.ConnectionError:
-            pass  # SHUTDOWN closes the connection before it answers.
+            pass  # SHUTDOWN closes the connection before it replies.
         finally:
             client.close()
         self._wait_port_closed()

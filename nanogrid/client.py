@@ -26,6 +26,25 @@ class ApiError(Exception):
     """The API could not be reached."""
 
 
+def http_json(method: str, url: str, body: dict | None = None, headers: dict | None = None,
+              timeout_s: float = 35) -> tuple[int, dict]:
+    """Send a JSON request and return the status and the JSON body, for error statuses too.
+
+    A body that is not JSON comes back as {}. Connection errors (urllib.error.URLError, OSError)
+    are raised, so a caller can retry them.
+    """
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, json.loads(exc.read() or b"{}")
+        except ValueError:
+            return exc.code, {}
+
+
 class Client:
     def __init__(self, base_url: str, api_key: str = "", timeout_s: float = 35):
         self._base_url = base_url.rstrip("/")

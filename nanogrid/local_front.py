@@ -129,7 +129,7 @@ def make_handler_class(lambda_handler, timeout_ms: int = LAMBDA_TIMEOUT_MS):
             try:
                 response = lambda_handler(event, LambdaContext(timeout_ms))
             except Exception:
-                # API Gateway answers a failed invocation with 500 and this body.
+                # API Gateway returns 500 with this body for a failed invocation.
                 logger.exception("controller handler raised")
                 response = {"statusCode": 500, "body": '{"message":"Internal Server Error"}',
                             "headers": {"Content-Type": "application/json"}}
@@ -148,7 +148,7 @@ def make_handler_class(lambda_handler, timeout_ms: int = LAMBDA_TIMEOUT_MS):
                                 field="Content-Length") from None
             if length > limits.MAX_REQUEST_BODY_BYTES:
                 # Lambda rejects such a payload before the handler runs; API Gateway returns 413.
-                # The body is read and dropped first, so the client sees the answer, not a reset.
+                # The body is read and dropped first, so the client reads the response, not a reset.
                 remaining = length
                 while remaining > 0 and (chunk := self.rfile.read(min(remaining, 1 << 20))):
                     remaining -= len(chunk)
@@ -189,8 +189,8 @@ def make_handler_class(lambda_handler, timeout_ms: int = LAMBDA_TIMEOUT_MS):
                 self.wfile.write(data)
 
         def __getattr__(self, name: str):
-            # http.server looks up do_<METHOD> for each request and answers a missing one with
-            # an HTML 501. Every method goes to the controller instead, which answers in JSON,
+            # http.server looks up do_<METHOD> for each request and returns an HTML 501 for a
+            # missing one. Every method goes to the controller instead, which responds in JSON,
             # as API Gateway's $default route does.
             if name.startswith("do_"):
                 return self._serve

@@ -236,4 +236,4 @@ def wait_until_healthy(url: str, timeout_s: float = START_TIMEOUT_S) -> dict:
         except (urllib.error.URLError, OSError) as exc:
             last_error = str(exc)
             time.sleep(0.2)
-    raise StackError(f"{url}/health did not answer within {timeout_s} s: {last_error}")
+    raise StackError(f"{url}/health did not respond within {timeout_s} s: {last_error}")

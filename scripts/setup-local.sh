@@ -3,7 +3,7 @@
 #   1. Debian packages redis-server, docker.io, debootstrap and make (root with apt-get only;
 #      otherwise print the command to run and exit 1),
 #   2. a virtualenv .venv with the project installed editable with its dev extras,
-#   3. a Docker engine that answers `docker info` (starts dockerd in the background if needed),
+#   3. a Docker engine that responds to `docker info` (starts dockerd in the background if needed),
 #   4. the runtime image nanogrid/python:3.11 (built by scripts/build-runtime-image.sh).
 # Safe to run again: each step checks first and does nothing when its part is already there.
 # Messages are in Korean when LC_ALL, LC_MESSAGES or LANG starts with "ko".
@@ -19,7 +19,7 @@ venv=.venv
 runtime_image="${RUNTIME_IMAGE:-nanogrid/python:3.11}"
 docker_start_timeout_s="${DOCKER_START_TIMEOUT_S:-60}"
 log_dir=.nanogrid/logs
-# pip reinstalls the project only when pyproject.toml changes; the stamp holds its checksum.
+# pip reinstalls the project only when pyproject.toml changes; the stamp contains its checksum.
 install_stamp="$venv/.nanogrid-install-stamp"
 debian_packages=(redis-server docker.io debootstrap make)
 

@@ -57,7 +57,7 @@ class Agent:
         self._slots = threading.BoundedSemaphore(settings.concurrency)
         self._stopping = threading.Event()
         # Set when the stop grace period ends with runs in flight: their containers are removed,
-        # so what they return says nothing about the function and must not become its result.
+        # so what they return reports nothing about the function and must not become its result.
         self._abandoning = threading.Event()
         self._in_flight: set[Future] = set()
         self._max_receives = MAX_RECEIVES
@@ -92,10 +92,10 @@ class Agent:
         while not self._slots.acquire(timeout=0.5):
             if self._stopping.is_set():
                 return 0
-        taken = 1
-        while taken < 10 and self._slots.acquire(blocking=False):
-            taken += 1
-        return taken
+        slots = 1
+        while slots < 10 and self._slots.acquire(blocking=False):
+            slots += 1
+        return slots
 
     def _poll(self, max_messages: int) -> list[dict]:
         if max_messages == 0 or self._stopping.is_set():
@@ -172,9 +172,9 @@ class Agent:
                 return
         finally:
             heartbeat.stop()
-            # Once the result is stored, a redelivered copy finds it before it asks for the
-            # lock, so the lock may simply expire; it is released only for a run that stored
-            # nothing, so that the next copy need not wait for the expiry.
+            # Once the result is stored, a redelivered copy finds it before it tries the lock,
+            # so the lock may simply expire. A run that stored nothing releases it, so that the
+            # next copy need not wait for the expiry.
             if not delivered:
                 _release_quietly(lock)
         self._delete(message)
@@ -262,7 +262,7 @@ class Agent:
             logger.warning("cannot change message visibility", extra={"error": str(exc), "visibilityTimeoutS": timeout_s})
 
     def _reject_poison(self, message: dict, error: ValidationError) -> None:
-        """Answer a message that can never run: an ERROR result when its requestId can be read,
+        """Reject a message that can never run with an ERROR result when its requestId can be read,
         then delete it so it does not circle the queue."""
         request_id, function_id = _read_ids(message.get("Body", ""))
         reason = _describe_invalid(error)

@@ -31,7 +31,7 @@ LABEL_WORKER_ID = "org.nanogrid.worker-id"
 LABEL_REQUEST_ID = "org.nanogrid.request-id"
 LABEL_FUNCTION_ID = "org.nanogrid.function-id"
 
-# Where the container sees its code, its event and the FIFO for a handler's return value.
+# Paths inside the container of its code, its event and the FIFO for a handler's return value.
 TASK_MOUNT = "/var/task"
 IO_MOUNT = "/var/nanogrid/io"
 BOOTSTRAP_MOUNT = "/opt/nanogrid"
@@ -126,16 +126,16 @@ class CappedBuffer:
     def __init__(self, limit: int):
         self._limit = limit
         self._chunks: list[bytes] = []
-        self._kept = 0
+        self._kept_bytes = 0
         self.total_bytes = 0
 
     def write(self, chunk: bytes) -> None:
         self.total_bytes += len(chunk)
-        room = self._limit - self._kept
+        room = self._limit - self._kept_bytes
         if room > 0:
             piece = chunk[:room]
             self._chunks.append(piece)
-            self._kept += len(piece)
+            self._kept_bytes += len(piece)
 
     @property
     def truncated(self) -> bool:

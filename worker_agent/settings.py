@@ -35,7 +35,7 @@ MAX_POLL_WAIT_S = 20
 
 
 def default_worker_id() -> str:
-    """The host name: stable across restarts, so a restarted worker finds and removes the
+    """Return the host name, which is stable across restarts, so a restarted worker finds and removes the
     containers it left behind. Set NANOGRID_WORKER_ID when one host runs several workers."""
     return socket.gethostname()
 

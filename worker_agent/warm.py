@@ -302,7 +302,7 @@ class ResidentContainer:
 
 
 def _bind_unix(listener: socket.socket, path: Path) -> None:
-    """Bind a Unix socket at path, however long. A socket address holds at most 107 bytes, so
+    """Bind a Unix socket at path, however long. A socket address has room for at most 107 bytes, so
     a deep cache folder is reached through /proc/self/fd, which names it in a few bytes."""
     folder_fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
     try:
@@ -355,7 +355,7 @@ class ContainerPool:
 
     def close(self) -> None:
         self._closed.set()
-        # A prewarm in progress discards its container once it sees _closed. Wait for it, because
+        # A prewarm in progress discards its container once it finds _closed set. Wait for it, because
         # a daemon thread cut off at process exit would leave that container behind.
         if self._maintainer.is_alive():
             self._maintainer.join()

@@ -19,7 +19,7 @@ def idempotency_key(function_id: str, key_sha256: str) -> str:
 
 
 def run_lock_key(request_id: str) -> str:
-    """Key that a worker holds while it runs a request, so a redelivered copy waits."""
+    """Key of the lock a worker keeps while it runs a request, so a redelivered copy waits."""
     return f"{PREFIX}:run:{request_id}:lock"
 
 

@@ -24,7 +24,7 @@ MAX_INPUT_BYTES = 5 * 1024 * 1024
 # and only a pointer in the message (claim check).
 MAX_SQS_MESSAGE_BYTES = 256 * 1024
 
-# stdout and stderr are each cut at this size; the result says so in stdoutTruncated/stderrTruncated.
+# stdout and stderr are each cut at this size; the result marks that in stdoutTruncated/stderrTruncated.
 MAX_OUTPUT_BYTES = 1024 * 1024
 # JSON-encoded return value of a handler.
 MAX_RESULT_BYTES = 1024 * 1024

@@ -168,7 +168,7 @@ class RunResult(WireModel):
 
 
 class ResultNotice(WireModel):
-    """Pub/sub message that says a result is stored. The result itself stays in its key,
+    """Pub/sub message that announces a stored result. The result itself stays in its key,
     so a notice is small whatever the function printed."""
 
     request_id: str

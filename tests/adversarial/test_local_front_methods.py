@@ -1,4 +1,4 @@
-"""The local front with a stub controller: every answer should be the controller's JSON."""
+"""The local front with a stub controller: every response should be the controller's JSON."""
 
 from __future__ import annotations
 

@@ -18,8 +18,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -27,6 +25,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from nanogrid.client import http_json  # noqa: F401 - the fault tests import it from here
 from nanogrid.stack import REPO_ROOT, free_port
 from tests.conftest import skip_or_fail, stop_process, wait_for_port
 
@@ -79,7 +78,7 @@ class RestartableRedis:
         try:
             client.shutdown(save=True)
         except redis.ConnectionError:
-            pass  # SHUTDOWN closes the connection before it answers.
+            pass  # SHUTDOWN closes the connection before it replies.
         finally:
             client.close()
         self.process.wait(timeout=10)
@@ -389,18 +388,8 @@ def run_starts(workers: list[ServiceProcess]) -> Counter:
 # -- HTTP ------------------------------------------------------------------------------------
 
 
-def http_json(method: str, url: str, body: dict | None = None, headers: dict | None = None, timeout_s: float = 40) -> tuple[int, dict]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
-
-
 def wait_for_final(front_url: str, request_id: str, timeout_s: float = 90) -> dict:
-    """Poll GET /runs/{requestId} until it holds a final result."""
+    """Poll GET /runs/{requestId} until it returns a final result."""
     deadline = time.monotonic() + timeout_s
     body: dict = {}
     while time.monotonic() < deadline:

@@ -45,7 +45,7 @@ def queue_message_count(sqs_client, queue_url: str) -> int:
 
 
 def wait_for_empty_queue(sqs_client, queue_url: str, timeout_s: float = 30) -> int:
-    """Poll until the queue holds no message; return the last count seen."""
+    """Poll until the queue contains no message; return the last count seen."""
     deadline = time.monotonic() + timeout_s
     count = queue_message_count(sqs_client, queue_url)
     while count and time.monotonic() < deadline:

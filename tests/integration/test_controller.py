@@ -22,7 +22,12 @@ class Controller:
         key = self._api_key if api_key is None else api_key
         if key:
             headers["authorization"] = f"Bearer {key}"
-        data = raw_body if raw_body is not None else (json.dumps(body).encode() if body is not None else b"")
+        if raw_body is not None:
+            data = raw_body
+        elif body is not None:
+            data = json.dumps(body).encode()
+        else:
+            data = b""
         event = build_event(method, path, headers, data, "127.0.0.1")
         response = controller_app.lambda_handler(event, LambdaContext(29_000))
         return response["statusCode"], json.loads(response["body"]), response.get("headers") or {}

@@ -36,7 +36,7 @@ def test_sam_build_bundles_protocol(sam_build_dir):
 
 def test_built_controller_imports_from_build(sam_build_dir):
     # -I -S: no site-packages, no user site, no PYTHONPATH. The search order is Lambda's: the
-    # function, then the layer, then the runtime's own boto3 (here the folder that holds this
+    # function, then the layer, then the runtime's own boto3 (here the folder that contains this
     # venv's boto3, as the Lambda runtime provides boto3 and the requirements leave it out).
     import boto3
 

@@ -204,7 +204,8 @@ def test_worker_scales_on_backlog_per_instance(template):
 
     assert policy["PolicyType"] == "TargetTrackingScaling"
     assert len(returned) == 1
-    assert "backlog" in returned[0]["Expression"] and "instances" in returned[0]["Expression"]
+    assert "backlog" in returned[0]["Expression"]
+    assert "instances" in returned[0]["Expression"]
 
 
 def test_worker_user_data_runs_agent(template):

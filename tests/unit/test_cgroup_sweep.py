@@ -18,7 +18,7 @@ def test_sweep_removes_stale_keeps_fresh_and_busy(tmp_path):
     stale_v2 = _make(tmp_path / "nanogrid" / "stale-v2", age_s=120)
     fresh = _make(tmp_path / "memory" / "nanogrid" / "fresh", age_s=5)
     busy = _make(tmp_path / "pids" / "nanogrid" / "busy", age_s=120)
-    # A cgroup with a child cannot be removed; a non-empty folder stands in for it here.
+    # A cgroup with a child cannot be removed; a non-empty folder plays that part here.
     (busy / "container").mkdir()
     os.utime(busy, (time.time() - 120, time.time() - 120))
 

@@ -1,4 +1,4 @@
-"""RunService.wait_budget_ms: how long POST /run waits before it answers 202."""
+"""RunService.wait_budget_ms: how long POST /run waits before it returns 202."""
 
 import pytest
 from nanogrid_controller.runs import RunService

@@ -2,7 +2,7 @@
 
 The worker mounts this file read-only at /opt/nanogrid/bootstrap.py and starts it with
 ``python3 -I -u /opt/nanogrid/bootstrap.py``. It runs with the standard library only, because
-the runtime image holds nothing else.
+the runtime image contains nothing else.
 
 A ``main.py`` whose top level defines ``handler`` runs as a handler: ``handler(event, context)``
 is called and its return value, encoded as JSON, is written as a report to the FIFO at

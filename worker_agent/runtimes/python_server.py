@@ -30,7 +30,7 @@ TASK_DIR = "/var/task"
 MAX_RESULT_BYTES = int(os.environ.get("NANOGRID_MAX_RESULT_BYTES", str(1024 * 1024)))
 HEADER = struct.Struct(">cI")
 
-# The one-shot bootstrap beside this file holds what both runtimes share.
+# The one-shot bootstrap beside this file contains what both runtimes share.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from python_bootstrap import Context, defines_handler, print_user_traceback  # noqa: E402
 
@@ -232,7 +232,7 @@ SCRATCH_DIRS = ("/tmp", "/dev/shm", "/dev/mqueue")
 
 
 def clear_tmp():
-    """Empty /tmp, /dev/shm and /dev/mqueue (POSIX message queues), so a run sees none of the
+    """Empty /tmp, /dev/shm and /dev/mqueue (POSIX message queues), so a run finds none of the
     files or queues an earlier run left there."""
     import shutil
 

@@ -93,7 +93,7 @@ def _build_services(settings: ControllerSettings) -> Services:
 
 
 def create_app() -> APIGatewayHttpResolver:
-    """Build a resolver with every route. A resolver holds the current event, so each thread
+    """Build a resolver with every route. A resolver stores the current event, so each thread
     of the local HTTP front gets its own; Lambda runs one event at a time."""
     app = APIGatewayHttpResolver()
 

@@ -59,7 +59,7 @@ class PayloadTooLarge(ControllerError):
 
 
 class DependencyUnavailable(ControllerError):
-    """Redis, SQS or S3 did not answer; ``dependency`` names which."""
+    """Redis, SQS or S3 did not respond. ``dependency`` names which one."""
 
     code = "DEPENDENCY_UNAVAILABLE"
 
